@@ -1,0 +1,70 @@
+# LLM Building Blocks: the two commands a user needs, and maintenance targets.
+#   make lab     set up the environment (first time only) and open JupyterLab on lectures/
+#   make test    set up the environment (first time only) and run every test, notebooks included
+# Set-up needs only Python >= 3.10 and pip. Variables you may override:
+#   PYTHON=python3.12        the interpreter that creates the virtual environment
+#   VENV=path/to/venv        use another (or an existing) virtual environment
+#   TORCH='torch==2.13.0'    the torch requirement installed first; GPU users: install their own torch
+#                            into the venv first (or pass e.g. TORCH='torch --index-url <your CUDA index>')
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.course-installed
+# JupyterLab refuses to start as root unless told; containers and CI often run as root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+NBVAL := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+FORCE ?=
+
+.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions clean
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=lectures $(ROOT_FLAG)
+
+test: $(STAMP)
+	$(BIN)/ruff check utils tests
+	$(BIN)/python -m pytest tests -n 2 --dist loadscope
+	$(BIN)/python -m pytest --nbval $(NBVAL) solutions -n 2 --dist loadscope
+	$(BIN)/python -m pytest --nbval-lax $(NBVAL) lectures -n 2 --dist loadscope
+
+setup: $(STAMP)
+
+# First time only (again when pyproject.toml changes): venv, torch (CPU build unless you bring your
+# own), then the course itself in editable mode with its test tools.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is needed, found " + sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install $(TORCH)
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $(STAMP)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pytest --nbval $(NBVAL) solutions
+	$(BIN)/python -m pytest --nbval-lax $(NBVAL) lectures
+
+# Regenerate lectures/ from solutions/. Lectures someone has edited or run are kept unless FORCE=1.
+lectures: $(STAMP)
+	$(BIN)/python -m utils.authoring $(if $(FORCE),--force,)
+
+# Re-execute the solutions notebooks in place (outputs stored), then regenerate lectures/.
+# NB=solutions/01_building_blocks.ipynb limits it to one notebook.
+NB ?= solutions/[0-9][0-9]_*.ipynb
+execute: $(STAMP)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.record_timing=False --ExecutePreprocessor.timeout=300 $(NB)
+	$(BIN)/python -m utils.authoring
+
+lint: $(STAMP)
+	$(BIN)/ruff check utils tests
+
+# For instructors: the answer key.
+lab-solutions: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=solutions $(ROOT_FLAG)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

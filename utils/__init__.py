@@ -1,0 +1,18 @@
+"""LLM Building Blocks: the course package.
+
+One module per concept family (not per lecture), because lectures revisit ideas:
+
+- ``runtime``       device choice, seeding
+- ``data``          the generated, seeded "tiny world" and the course's own text
+- ``tokenization``  byte-level BPE, character and word tokenizers
+- ``attention``     softmax, scaled dot-product attention, masks, multi-head attention
+- ``models``        a tiny decoder-only transformer with a typed config
+- ``training``      one training loop with a progress bar that returns its history
+- ``lora``          LoRA, NF4 quantization, QLoRA, parameter and memory accounting
+- ``plotting``      figures; every function takes ``ax=`` and returns it
+- ``widgets``       thin ipywidgets wrappers over tested compute functions
+- ``checks``        the exercise checker used by the "Your turn" cells
+- ``authoring``     writes ``lectures/`` from ``solutions/``
+"""
+
+__version__ = "0.1.0"

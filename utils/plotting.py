@@ -1,0 +1,123 @@
+"""Figures for the notebooks. Every function takes ``ax=`` (a new figure is made when it is None) and
+returns the axes, so a notebook can compose several plots in one figure.
+
+>>> import torch
+>>> ax = heatmap(torch.eye(3), xlabels=list("abc"), ylabels=list("abc"))
+>>> ax.get_xticklabels()[0].get_text()
+'a'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.patches import FancyBboxPatch
+
+__all__ = ["heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS"]
+
+# Pale, distinguishable colours for token boxes (token i gets colour i mod len).
+TOKEN_COLOURS = ("#cfe8ff", "#ffe0b3", "#d6f5d6", "#f9d0e0", "#e6dcff", "#fff3b0")
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (5, 4)) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _as_array(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def heatmap(
+    matrix,
+    xlabels: Sequence[str] | None = None,
+    ylabels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    cmap: str = "viridis",
+    annotate: bool = False,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Axes:
+    """Draw a 2-D matrix (rows = queries, columns = keys for attention) with optional tick labels.
+
+    ``annotate=True`` writes each value in its cell (two decimals), useful for small attention maps.
+    """
+    values = _as_array(matrix)
+    if values.ndim != 2:
+        raise ValueError(f"matrix must be 2-D, got shape {tuple(values.shape)}")
+    for name, labels, size in (("xlabels", xlabels, values.shape[1]), ("ylabels", ylabels, values.shape[0])):
+        if labels is not None and len(labels) != size:
+            raise ValueError(f"{name} must have {size} entries to match the matrix, got {len(labels)}")
+    ax = _axes(ax)
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if xlabels is not None:
+        ax.set_xticks(range(len(xlabels)), labels=list(xlabels), rotation=45, ha="right")
+    if ylabels is not None:
+        ax.set_yticks(range(len(ylabels)), labels=list(ylabels))
+    if annotate:
+        middle = (np.nanmax(values) + np.nanmin(values)) / 2
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                    color="black" if v > middle else "white")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def token_strip(pieces: Sequence[str], ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Draw tokens as coloured boxes side by side (wrapping onto new rows), so boundaries are visible.
+
+    Spaces are shown as ``·`` and newlines as ``⏎`` so that whitespace tokens stay visible.
+    """
+    if isinstance(pieces, str):
+        raise TypeError("pieces must be a sequence of token strings, not one str")
+    ax = _axes(ax, figsize=(9, 1.2))
+    x, y, width_limit, row_height = 0.0, 0.0, 60.0, 1.4
+    for i, piece in enumerate(pieces):
+        shown = piece.replace(" ", "·").replace("\n", "⏎") or "∅"
+        width = 0.62 * len(shown) + 0.5
+        if x + width > width_limit and x > 0:
+            x, y = 0.0, y - row_height
+        ax.add_patch(FancyBboxPatch((x, y), width, 1.0, boxstyle="round,pad=0.02,rounding_size=0.2",
+                                    facecolor=TOKEN_COLOURS[i % len(TOKEN_COLOURS)], edgecolor="#555555",
+                                    linewidth=0.6))
+        ax.text(x + width / 2, y + 0.5, shown, ha="center", va="center", fontsize=9, family="monospace")
+        x += width + 0.15
+    ax.set_xlim(-0.2, width_limit + 0.2)
+    ax.set_ylim(y - 0.2, 1.5)
+    ax.set_aspect("auto")
+    ax.axis("off")
+    label = f"{len(pieces)} tokens"
+    ax.set_title(f"{title} ({label})" if title else label, fontsize=10, loc="left")
+    return ax
+
+
+def loglog_fit(x, y, ax: Axes | None = None, label: str | None = None) -> tuple[Axes, float]:
+    """Plot ``y`` against ``x`` on log-log axes with the least-squares line of ``log y = a log x + b``.
+
+    Returns ``(ax, slope)``: a slope of 2 means ``y`` grows with the square of ``x``.
+
+    >>> _, slope = loglog_fit([1, 2, 4], [3, 12, 48])
+    >>> round(slope, 6)
+    2.0
+    """
+    xs, ys = _as_array(x), _as_array(y)
+    if xs.shape != ys.shape or xs.ndim != 1 or len(xs) < 2:
+        raise ValueError(f"x and y must be 1-D of the same length >= 2, got {xs.shape} and {ys.shape}")
+    if (xs <= 0).any() or (ys <= 0).any():
+        raise ValueError("x and y must be positive for a log-log fit")
+    slope, intercept = np.polyfit(np.log(xs), np.log(ys), 1)
+    ax = _axes(ax)
+    ax.loglog(xs, ys, "o", label=label)
+    ax.loglog(xs, np.exp(intercept) * xs**slope, "--", color="grey", label=f"fit: slope {slope:.2f}")
+    ax.legend()
+    return ax, float(slope)
