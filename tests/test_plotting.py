@@ -50,3 +50,18 @@ def test_loglog_fit_recovers_a_known_power_law():
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     with pytest.raises(ValueError, match="positive"):
         loglog_fit([1, 2], [0, 1])
+
+
+def test_memory_breakdown_bars_stacks_components_in_gb():
+    from utils.plotting import memory_breakdown_bars
+
+    _, ax = plt.subplots()
+    data = {"a": {"weights": 2e9, "optimizer": 1e9}, "b": {"weights": 4e9}, "c": {"optimizer": 3e9}}
+    assert memory_breakdown_bars(data, ax=ax, group_size=2, gpu_gb=(5,)) is ax
+    heights = [float(p.get_height()) for p in ax.patches]
+    assert heights == pytest.approx([2, 4, 0, 1, 0, 3])  # weights of a, b, c, then optimizer
+    xs = [float(p.get_x() + p.get_width() / 2) for p in ax.patches[:3]]
+    assert xs[1] - xs[0] == pytest.approx(1) and xs[2] - xs[1] > 1  # a gap after each group of 2
+    assert [line.get_ydata()[0] for line in ax.lines] == [5]
+    with pytest.raises(ValueError, match="breakdowns"):
+        memory_breakdown_bars({})

@@ -18,3 +18,131 @@ def test_tokens_html_one_escaped_span_per_token():
 def test_tokens_html_rejects_a_plain_string():
     with pytest.raises(TypeError, match="pieces"):
         tokens_html("cat")
+
+
+# --- LoRA / QLoRA widgets (Q4, Q5) ---------------------------------------------------------------
+
+def test_lora_rank_explorer_reports_what_add_lora_gives():
+    import copy
+
+    import torch.nn as nn
+
+    from utils.lora import add_lora, count_parameters
+    from utils.widgets import lora_rank_explorer
+
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    box = lora_rank_explorer(model)
+    slider, text = box.children
+    assert slider.max == 4  # min(in, out) of the smallest targeted layer
+    slider.value = 3
+    trainable, total = count_parameters(add_lora(copy.deepcopy(model), r=3, alpha=1))
+    assert f"<b>{trainable:,}</b>" in text.value and f"{total:,} in total" in text.value
+    assert all(p.requires_grad for p in model.parameters())  # the widget never touches the model
+    with pytest.raises(ValueError, match="max_rank"):
+        lora_rank_explorer(model, max_rank=5)
+
+
+def test_memory_table_html_totals_and_verdicts():
+    from utils.widgets import memory_table_html
+
+    out = memory_table_html({"weights": 30e9, "optimizer_state": 20e9}, gpu_gb=(48, 80))
+    assert "50.00" in out and "48 GB: too big" in out and "80 GB: fits" in out
+    assert "optimizer state" in out
+    with pytest.raises(ValueError, match="breakdown"):
+        memory_table_html({})
+
+
+def test_memory_calculator_follows_finetune_memory():
+    from utils.lora import LLAMA_SHAPES, finetune_memory
+    from utils.widgets import memory_calculator
+
+    box = memory_calculator()
+    size, fmt, rank, _, _, out = box.children
+    size.value, fmt.value, rank.value = "7B", "fp16", 16
+    shape = LLAMA_SHAPES["7B"]
+    total = sum(finetune_memory(shape.n_params, "fp16", shape.lora_params(16)).values())
+    assert f"<b>{total / 1e9:.2f}</b>" in out.value
+
+
+# ---- attention and context window (Q2, Q3) ----
+
+def test_head_weights_selects_one_head_of_one_layer():
+    import torch
+
+    from utils.widgets import head_weights
+
+    layers = [torch.rand(2, 3, 4, 4), torch.rand(3, 4, 4)]  # (B, H, T, T) and (H, T, T)
+    assert torch.equal(head_weights(layers, 0, 2), layers[0][0, 2])  # batch item 0
+    assert torch.equal(head_weights(layers, 1, 1), layers[1][1])
+    with pytest.raises(ValueError, match="layer"):
+        head_weights(layers, 2, 0)
+    with pytest.raises(ValueError, match="head"):
+        head_weights(layers, 0, 3)
+    with pytest.raises(ValueError, match="weights_per_layer"):
+        head_weights([torch.rand(4, 4)], 0, 0)
+
+
+def test_attention_explorer_offers_every_layer_and_head():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import torch
+
+    from utils.widgets import attention_explorer
+
+    layers = [torch.rand(1, 3, 4, 4) for _ in range(2)]
+    box = attention_explorer(layers, ["a", "b", "c", "d"])
+    layer, head = box.children[0].children
+    assert list(layer.options) == [0, 1] and list(head.options) == [0, 1, 2]
+    layer.value, head.value = 1, 2  # redraws without error
+    with pytest.raises(ValueError, match="tokens"):
+        attention_explorer(layers, ["a", "b"])
+
+
+def test_window_html_greys_exactly_the_hidden_tokens():
+    from utils.widgets import window_html
+
+    out = window_html(["<the>", "cat"], ["sat", "."])
+    assert out.count("line-through") == 2 and out.count("<span") == 4
+    assert "&lt;the&gt;" in out and "<the>" not in out
+    with pytest.raises(TypeError, match="hidden"):
+        window_html("the", ["cat"])
+
+
+def test_context_window_explorer_shows_the_last_window_tokens():
+    from utils.attention import visible_window
+    from utils.widgets import context_window_explorer, window_html
+
+    tokens = ["the", "cat", "chased", "the", "mouse"]
+    seen = []
+    box = context_window_explorer(tokens, describe=lambda w: seen.append(w) or f"window={w}")
+    slider, text = box.children
+    assert slider.max == 5 and slider.value == 5 and seen == [5]
+    slider.value = 2
+    assert window_html(*visible_window(tokens, 2)) in text.value
+    assert "sees 2 of 5 tokens" in text.value and "window=2" in text.value
+    with pytest.raises(ValueError, match="tokens"):
+        context_window_explorer([])
+
+
+# --- BPE merge explorer (Q1) ---------------------------------------------------------------------------
+
+def test_merge_explorer_shows_the_tokens_of_each_merge_step():
+    from utils.tokenization import BPETokenizer
+    from utils.widgets import merge_explorer
+
+    tok = BPETokenizer().train("the cat sat on the mat with the hat " * 5, vocab_size=270)
+    box = merge_explorer(tok, "the cat")
+    slider, text_box, out = box.children
+    assert (slider.min, slider.max, slider.value) == (0, 14, 14)
+    for k in (0, 3, 14):
+        slider.value = k
+        assert tokens_html(tok.tokens("the cat", num_merges=k)) in out.value
+        assert f"<b>{len(tok.encode('the cat', num_merges=k))}</b> tokens for 7 bytes" in out.value
+    text_box.value = "a hat"
+    assert tokens_html(tok.tokens("a hat", num_merges=14)) in out.value
+    assert merge_explorer(tok, "x", max_merges=5).children[0].max == 5
+    with pytest.raises(ValueError, match="max_merges"):
+        merge_explorer(tok, "x", max_merges=15)
+    with pytest.raises(ValueError, match="max_merges"):
+        merge_explorer(tok, "x", max_merges=-1)

@@ -180,10 +180,11 @@ def build_lectures(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.authoring", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m utils.authoring",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only report; exit 1 if lectures/ is stale")
     parser.add_argument("--force", action="store_true",
-                        help="also replace lectures that were edited (a backup is kept in lectures/.backups/)")
+                        help="also replace edited lectures (a backup is kept in lectures/.backups/)")
     parser.add_argument("--solutions", type=Path, default=REPO / "solutions")
     parser.add_argument("--lectures", type=Path, default=REPO / "lectures")
     args = parser.parse_args(argv)
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in result["kept"]:
         print(f"kept      {path}: it has your edits or outputs, so it was not replaced. "
               f"Rename it to keep your work, or run `make lectures FORCE=1` (your copy is backed up first).")
-    print(f"{len(result['written'])} written, {len(result['unchanged'])} unchanged, {len(result['kept'])} kept")
+    counts = {outcome: len(paths) for outcome, paths in result.items()}
+    print(f"{counts['written']} written, {counts['unchanged']} unchanged, {counts['kept']} kept")
     return 0
 
 

@@ -65,7 +65,7 @@ def default_compare(got: Any, expected: Any) -> str | None:
     if isinstance(expected, (tuple, list)) and not isinstance(got, (str, bytes)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
             return f"expected a {type(expected).__name__} of {len(expected)} items, got {_short(got)}"
-        for i, (g, e) in enumerate(zip(got, expected)):
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
             problem = default_compare(g, e)
             if problem:
                 return f"item {i}: {problem}"
@@ -106,7 +106,8 @@ def check_exercise(
             try:
                 got = candidate(*student_args)
             except NotImplementedError:
-                return _report(name, NOT_ATTEMPTED, "not attempted yet (the stub still raises NotImplementedError)")
+                return _report(name, NOT_ATTEMPTED,
+                               "not attempted yet (the stub still raises NotImplementedError)")
             except Exception as error:  # the student's bug: report it, do not stop the notebook
                 where = traceback.extract_tb(error.__traceback__)[-1]
                 return _report(name, FAILED, f"failed on case {trial + 1}: {type(error).__name__}: {error} "

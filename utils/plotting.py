@@ -17,7 +17,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyBboxPatch
 
-__all__ = ["heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS"]
+__all__ = ["heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS", "memory_breakdown_bars"]
 
 # Pale, distinguishable colours for token boxes (token i gets colour i mod len).
 TOKEN_COLOURS = ("#cfe8ff", "#ffe0b3", "#d6f5d6", "#f9d0e0", "#e6dcff", "#fff3b0")
@@ -121,3 +121,47 @@ def loglog_fit(x, y, ax: Axes | None = None, label: str | None = None) -> tuple[
     ax.loglog(xs, np.exp(intercept) * xs**slope, "--", color="grey", label=f"fit: slope {slope:.2f}")
     ax.legend()
     return ax, float(slope)
+
+
+def memory_breakdown_bars(
+    breakdowns: dict[str, dict[str, float]],
+    ax: Axes | None = None,
+    group_size: int | None = None,
+    gpu_gb: Sequence[float] = (24, 48, 80),
+    title: str | None = None,
+    rotation: float = 0,
+) -> Axes:
+    """Stacked bars of memory components, one bar per entry of ``breakdowns`` (label -> {component: bytes}).
+
+    Bars are drawn in gigabytes (1 GB = 1e9 bytes); ``group_size`` leaves a gap after every that many bars
+    (e.g. 3 formats per model); dashed lines mark GPU memory sizes in ``gpu_gb``. Components missing from
+    a bar count as 0.
+
+    >>> ax = memory_breakdown_bars({"a": {"weights": 2e9}, "b": {"weights": 1e9, "optimizer": 1e9}})
+    >>> [round(float(p.get_height()), 1) for p in ax.patches]
+    [2.0, 1.0, 0.0, 1.0]
+    """
+    if not breakdowns:
+        raise ValueError("breakdowns must contain at least one bar")
+    if group_size is not None and group_size < 1:
+        raise ValueError(f"group_size must be >= 1, got {group_size}")
+    labels = list(breakdowns)
+    components = list(dict.fromkeys(c for parts in breakdowns.values() for c in parts))
+    gap = 0.6
+    xs = np.array([i + (gap * (i // group_size) if group_size else 0.0) for i in range(len(labels))])
+    ax = _axes(ax, figsize=(max(5.0, 0.6 * len(labels) + 2), 4))
+    bottom = np.zeros(len(labels))
+    for component in components:
+        heights = np.array([breakdowns[label].get(component, 0.0) / 1e9 for label in labels])
+        ax.bar(xs, heights, bottom=bottom, width=0.8, label=component.replace("_", " "))
+        bottom += heights
+    for size in gpu_gb:
+        ax.axhline(size, color="grey", linestyle="--", linewidth=0.8)
+        ax.text(xs[-1] + 0.5, size, f"{size:g} GB", va="center", ha="left", fontsize=8, color="grey")
+    ax.set_xlim(xs[0] - 0.6, xs[-1] + 1.6)  # room for the GPU labels on the right
+    ax.set_xticks(xs, labels=labels, rotation=rotation)
+    ax.set_ylabel("memory (GB)")
+    ax.legend(fontsize=8, loc="upper left")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -77,8 +77,9 @@ def set_seed(seed: int) -> torch.Generator:
 
 def describe_environment() -> str:
     """One line with the versions that matter, for the setup cell of every notebook."""
-    import matplotlib
     import sys
+
+    import matplotlib
 
     device = get_device()
     return (

@@ -1,0 +1,142 @@
+"""utils.data: the tiny world's grammar, its two dialects, and the course text.
+
+Oracles: the grammar written in the module docstring (checked word by word against the constants), seed
+reproducibility, and the shifted dialect built by hand from ``VERBS`` order.
+"""
+
+import random
+import re
+from collections import Counter, defaultdict
+
+import pytest
+
+from utils.data import (
+    AGENTS,
+    VERBS,
+    VerbSpec,
+    course_text,
+    dialect_endings,
+    ending_position,
+    tiny_world_sentences,
+    tiny_world_vocabulary,
+)
+
+N = 2000
+
+
+def parse(sentence: str) -> tuple[str, str, str, str]:
+    """(agent, verb, object, ending) of a sentence, asserting the fixed words of the grammar."""
+    words = sentence.split(" ")
+    assert len(words) == 9, sentence
+    assert words[0] == "the" and words[3] == "the" and words[8] == ".", sentence
+    return words[1], words[2], words[4], " ".join(words[5:8])
+
+
+def test_every_sentence_follows_the_grammar():
+    for sentence in tiny_world_sentences(N, seed=3):
+        assert sentence == sentence.lower() and "  " not in sentence
+        agent, verb, obj, ending = parse(sentence)
+        assert agent in AGENTS
+        assert verb in VERBS
+        assert obj in VERBS[verb].objects
+        assert ending in VERBS[verb].endings
+
+
+def test_the_first_ending_word_is_determined_by_the_verb():
+    verbs_before = defaultdict(set)
+    for sentence in tiny_world_sentences(N, seed=4):
+        _, verb, _, ending = parse(sentence)
+        verbs_before[ending.split()[0]].add(verb)
+    assert all(len(verbs) == 1 for verbs in verbs_before.values()), verbs_before
+    # ...but not by the object alone: some objects are shared by verbs with different endings
+    objects = Counter(obj for spec in VERBS.values() for obj in spec.objects)
+    assert any(count > 1 for count in objects.values())
+
+
+def test_constants_have_the_documented_shape():
+    assert len(AGENTS) == len(set(AGENTS)) >= 4
+    assert all(isinstance(spec, VerbSpec) for spec in VERBS.values())
+    first_words = [ending.split()[0] for spec in VERBS.values() for ending in spec.endings]
+    assert len(first_words) == len(set(first_words))  # disjoint across (and within) verbs
+    assert all(len(ending.split()) == 3 for spec in VERBS.values() for ending in spec.endings)
+    with pytest.raises(AttributeError):
+        VERBS["chased"].objects = ()  # frozen dataclass
+
+
+def test_the_cat_chased_the_mouse_is_a_valid_prefix_that_occurs():
+    assert "cat" in AGENTS and "mouse" in VERBS["chased"].objects
+    assert any(s.startswith("the cat chased the mouse ") for s in tiny_world_sentences(N, seed=0))
+
+
+def test_choices_are_roughly_uniform():
+    verbs = Counter(parse(s)[1] for s in tiny_world_sentences(5000, seed=5))
+    assert set(verbs) == set(VERBS)
+    expected = 5000 / len(VERBS)
+    assert all(abs(count - expected) < 0.15 * expected for count in verbs.values()), verbs
+
+
+def test_seeds_are_reproducible_and_do_not_touch_the_global_random_state():
+    state = random.getstate()
+    assert tiny_world_sentences(50, seed=7) == tiny_world_sentences(50, seed=7)
+    assert tiny_world_sentences(50, seed=7) != tiny_world_sentences(50, seed=8)
+    assert random.getstate() == state
+
+
+def test_shifted_dialect_differs_exactly_in_the_endings():
+    verbs = list(VERBS)
+    standard = tiny_world_sentences(N, seed=9)
+    shifted = tiny_world_sentences(N, seed=9, dialect="shifted")
+    for a, b in zip(standard, shifted, strict=True):
+        wa, wb = a.split(), b.split()
+        assert wa[:5] == wb[:5] and wa[8] == wb[8]
+        assert wa[5] != wb[5] and wa[7] != wb[7]  # the ending's first and last words change
+        verb = wa[2]
+        following = verbs[(verbs.index(verb) + 1) % len(verbs)]
+        k = VERBS[verb].endings.index(" ".join(wa[5:8]))
+        assert " ".join(wb[5:8]) == VERBS[following].endings[k]
+
+
+def test_dialect_endings_cycles_through_verbs():
+    shifted = dialect_endings("shifted")
+    assert shifted["chased"] == VERBS["ate"].endings
+    assert shifted[list(VERBS)[-1]] == VERBS[list(VERBS)[0]].endings
+    assert dialect_endings("standard") == {verb: spec.endings for verb, spec in VERBS.items()}
+
+
+def test_vocabulary_is_exactly_the_words_both_dialects_produce():
+    seen = set()
+    for dialect in ("standard", "shifted"):
+        for sentence in tiny_world_sentences(N, seed=10, dialect=dialect):
+            seen.update(sentence.split())
+    vocab = tiny_world_vocabulary()
+    assert vocab == sorted(vocab) == sorted(seen)
+    assert tiny_world_vocabulary() == vocab
+
+
+def test_ending_position_points_at_the_first_ending_word():
+    for sentence in tiny_world_sentences(20, seed=11):
+        ending = parse(sentence)[3]
+        assert sentence.split()[ending_position()] == ending.split()[0]
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        tiny_world_sentences(0)
+    with pytest.raises(TypeError, match="n must be an int"):
+        tiny_world_sentences(2.5)
+    with pytest.raises(ValueError, match="dialect"):
+        tiny_world_sentences(3, dialect="pirate")
+    with pytest.raises(ValueError, match="dialect"):
+        dialect_endings("Standard")
+
+
+def test_course_text_is_our_prose_with_the_words_the_course_needs():
+    text = course_text()
+    words = re.findall(r"[^\W\d_]+", text)
+    assert 1500 <= len(words) <= 2500
+    lower = text.lower()
+    for word in ("artificial", "intelligence", "tokenization", "attention"):
+        assert lower.count(word) >= 3, word
+    assert "naïve" in text and "café" in text and "—" in text
+    assert any("\u0370" <= c <= "\u03ff" for c in text)  # a Greek letter
+    assert len(text.encode("utf-8")) > len(text)  # byte-level tokenization has multi-byte characters

@@ -1,0 +1,172 @@
+"""Tests for utils.models. Oracles: shapes from the config, causality as a property (changing a future token
+leaves earlier logits unchanged), the blocks recomputed by hand from their submodules, hand-counted
+parameters, and every ValueError path of the config and the forward pass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from utils.attention import causal_mask, scaled_dot_product_attention
+from utils.models import GPTConfig, TinyGPT
+
+
+def small_config(**changes) -> GPTConfig:
+    sizes = dict(vocab_size=11, block_size=8, d_model=16, n_heads=4, n_layers=2)
+    return GPTConfig(**{**sizes, **changes})
+
+
+@pytest.fixture
+def model() -> TinyGPT:
+    torch.manual_seed(0)
+    return TinyGPT(small_config()).eval()
+
+
+def test_forward_shapes_and_attention_per_layer(model):
+    idx = torch.randint(0, 11, (3, 5))
+    logits = model(idx)
+    assert logits.shape == (3, 5, 11)
+    logits_again, attention = model(idx, return_attention=True)
+    torch.testing.assert_close(logits, logits_again)
+    assert len(attention) == 2 and all(w.shape == (3, 4, 5, 5) for w in attention)
+    for w in attention:  # causal rows that sum to one
+        torch.testing.assert_close(w.sum(-1), torch.ones(3, 4, 5))
+        assert (w[..., ~causal_mask(5)] == 0).all()
+
+
+def test_changing_a_future_token_leaves_earlier_logits_unchanged(model):
+    g = torch.Generator().manual_seed(1)
+    idx = torch.randint(0, 11, (2, 8), generator=g)
+    for t in range(8):
+        changed = idx.clone()
+        changed[:, t] = (changed[:, t] + 1) % 11
+        before, after = model(idx), model(changed)
+        torch.testing.assert_close(before[:, :t], after[:, :t], rtol=0, atol=0)  # the past cannot see t
+        assert not torch.allclose(before[:, t:], after[:, t:])  # position t itself does see it
+
+
+def test_forward_equals_the_blocks_recomputed_by_hand(model):
+    idx = torch.tensor([[1, 4, 2, 7]])
+    T = idx.shape[1]
+    x = model.tok_emb(idx) + model.pos_emb(torch.arange(T))
+    for block in model.blocks:
+        attn = block.attn
+        h = block.ln1(x)
+        q, k, v = (p(h).view(1, T, 4, 4).transpose(1, 2) for p in (attn.q_proj, attn.k_proj, attn.v_proj))
+        heads = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # PyTorch's own attention
+        x = x + attn.out_proj(heads.transpose(1, 2).reshape(1, T, 16))
+        x = x + block.mlp(block.ln2(x))
+    torch.testing.assert_close(model(idx), model.lm_head(model.ln_f(x)))
+
+
+def test_the_model_uses_the_library_attention_path(model):
+    # the first layer's weights equal our reference attention on the same projections
+    idx = torch.tensor([[3, 3, 5]])
+    _, attention = model(idx, return_attention=True)
+    h = model.blocks[0].ln1(model.tok_emb(idx) + model.pos_emb(torch.arange(3)))
+    attn = model.blocks[0].attn
+    q, k, v = (p(h).view(1, 3, 4, 4).transpose(1, 2) for p in (attn.q_proj, attn.k_proj, attn.v_proj))
+    _, expected = scaled_dot_product_attention(q, k, v, mask=causal_mask(3))
+    torch.testing.assert_close(attention[0], expected)
+
+
+def test_num_parameters_by_hand():
+    V, T, C, L = 11, 8, 16, 2
+    per_block = (
+        2 * 2 * C  # two LayerNorms (weight + bias)
+        + 4 * (C * C + C)  # q, k, v, out projections
+        + (C * 4 * C + 4 * C) + (4 * C * C + C)  # the MLP
+    )
+    expected = V * C + T * C + L * per_block + 2 * C + C * V  # embeddings, blocks, ln_f, lm_head (no bias)
+    model = TinyGPT(small_config())
+    assert model.num_parameters() == expected == sum(p.numel() for p in model.parameters())
+    no_bias = TinyGPT(small_config(bias=False))
+    assert no_bias.num_parameters() == expected - L * (2 * C + 4 * C + 4 * C + C) - C
+
+
+def test_structure_matches_the_interface():
+    model = TinyGPT(small_config(n_layers=3))
+    assert isinstance(model.blocks, nn.ModuleList) and len(model.blocks) == 3
+    block = model.blocks[0]
+    assert isinstance(block.mlp[0], nn.Linear) and block.mlp[0].out_features == 4 * 16
+    assert isinstance(block.mlp[1], nn.GELU)
+    assert model.pos_emb.num_embeddings == 8 and model.lm_head.out_features == 11
+
+
+def test_dropout_is_active_only_in_train_mode():
+    torch.manual_seed(0)
+    model = TinyGPT(small_config(dropout=0.5))
+    idx = torch.randint(0, 11, (2, 6))
+    model.eval()
+    torch.testing.assert_close(model(idx), model(idx))
+    model.train()
+    assert not torch.allclose(model(idx), model(idx))
+
+
+@pytest.mark.parametrize(
+    "changes, name",
+    [
+        (dict(block_size=0), "block_size"),
+        (dict(block_size=-3), "block_size"),
+        (dict(vocab_size=0), "vocab_size"),
+        (dict(d_model=18), "d_model"),  # 18 % 4 != 0
+        (dict(n_layers=0), "n_layers"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(dropout=-0.1), "dropout"),
+    ],
+)
+def test_config_rejects_bad_values(changes, name):
+    with pytest.raises(ValueError, match=name):
+        small_config(**changes)
+
+
+def test_config_rejects_wrong_types():
+    with pytest.raises(TypeError, match="block_size"):
+        small_config(block_size=8.0)
+    with pytest.raises(TypeError, match="config"):
+        TinyGPT({"vocab_size": 3})
+
+
+def test_forward_rejects_bad_inputs(model):
+    with pytest.raises(ValueError, match="block_size"):
+        model(torch.zeros(1, 9, dtype=torch.long))  # longer than the context window
+    with pytest.raises(ValueError, match="idx"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+    with pytest.raises(ValueError, match="idx"):
+        model(torch.zeros(4, dtype=torch.long))  # not (B, T)
+    with pytest.raises(ValueError, match="idx"):
+        model(torch.full((1, 3), 11))  # id outside the vocabulary
+    with pytest.raises(TypeError, match="idx"):
+        model(torch.zeros(1, 3))  # float ids
+
+
+def test_model_follows_its_inputs_device_and_does_not_modify_them(model):
+    idx = torch.randint(0, 11, (2, 4))
+    before = idx.clone()
+    assert model(idx).device == idx.device
+    assert torch.equal(idx, before)
+
+
+def test_next_token_probs_reads_only_the_last_window_tokens(model):
+    from utils.models import next_token_probs
+
+    ids = [1, 2, 3, 4, 5, 6]
+    probs = next_token_probs(model, ids, window=3)
+    assert probs.shape == (11,) and probs.sum().item() == pytest.approx(1.0)
+    # oracle: the softmax of the model's last logits on the 3 visible tokens
+    torch.testing.assert_close(probs, torch.softmax(model(torch.tensor([[4, 5, 6]]))[0, -1], -1))
+    # property: tokens outside the window cannot matter
+    torch.testing.assert_close(next_token_probs(model, [9, 9, 9, 4, 5, 6], window=3), probs, rtol=0, atol=0)
+    assert not torch.allclose(next_token_probs(model, ids, window=4), probs)
+    # default window = block_size (8): a longer input is cropped to its last 8 tokens
+    long = list(range(10))
+    torch.testing.assert_close(next_token_probs(model, long), next_token_probs(model, long[2:], window=8))
+    model.train()
+    next_token_probs(model, ids)
+    assert model.training  # mode restored
+    with pytest.raises(ValueError, match="window"):
+        next_token_probs(model, ids, window=0)
+    with pytest.raises(ValueError, match="ids"):
+        next_token_probs(model, [])
