@@ -15,6 +15,9 @@ STAMP := $(VENV)/.course-installed
 # JupyterLab refuses to start as root unless told; containers and CI often run as root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+# Two pytest workers with one torch thread each use the two cores of a laptop or CI runner without
+# oversubscribing them (two workers with two OpenMP threads each can slow training many times over).
+PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadscope
 FORCE ?=
 
 .PHONY: lab test setup unit notebooks lectures lint execute lab-solutions clean
@@ -24,9 +27,9 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check utils tests
-	$(BIN)/python -m pytest tests -n 2 --dist loadscope
-	$(BIN)/python -m pytest --nbval $(NBVAL) solutions -n 2 --dist loadscope
-	$(BIN)/python -m pytest --nbval-lax $(NBVAL) lectures -n 2 --dist loadscope
+	$(PARALLEL) tests
+	$(PARALLEL) --nbval $(NBVAL) solutions
+	$(PARALLEL) --nbval-lax $(NBVAL) lectures
 
 setup: $(STAMP)
 
