@@ -4,6 +4,7 @@
 # Set-up needs only Python >= 3.10 and pip. Variables you may override:
 #   PYTHON=python3.12        the interpreter that creates the virtual environment
 #   VENV=path/to/venv        use another (or an existing) virtual environment
+#   LAB_ARGS='--port 8890'   extra options for JupyterLab (make lab, make lab-solutions)
 #   TORCH='torch==2.13.0'    the torch requirement installed first; GPU users: install their own torch
 #                            into the venv first (or pass e.g. TORCH='torch --index-url <your CUDA index>')
 
@@ -19,11 +20,12 @@ NBVAL := --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 # oversubscribing them (two workers with two OpenMP threads each can slow training many times over).
 PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadscope
 FORCE ?=
+LAB_ARGS ?=
 
 .PHONY: lab test setup unit notebooks lectures lint execute lab-solutions clean
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=lectures $(ROOT_FLAG)
+	$(BIN)/jupyter lab --ServerApp.root_dir=lectures $(ROOT_FLAG) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check utils tests
@@ -67,7 +69,7 @@ lint: $(STAMP)
 
 # For instructors: the answer key.
 lab-solutions: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=solutions $(ROOT_FLAG)
+	$(BIN)/jupyter lab --ServerApp.root_dir=solutions $(ROOT_FLAG) $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
