@@ -96,6 +96,30 @@ def lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return F.linear(x, weight, bias) + scaling * ((x @ lora_A.T) @ lora_B.T)
 
 
+def _attach_adapter(module: nn.Module, base: nn.Linear, r: int, alpha: float, dropout: float,
+                    generator: torch.Generator | None) -> None:
+    """Validate the LoRA arguments and give ``module`` its adapter: ``lora_A`` (random), ``lora_B`` (zeros),
+    ``scaling = alpha / r`` and the adapter's input dropout. Shared by ``LoRALinear`` and ``QLoRALinear``."""
+    if not isinstance(base, nn.Linear):
+        raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
+    _check_rank(r, base.in_features, base.out_features)
+    _check_alpha(alpha)
+    _check_dropout(dropout)
+    module.r, module.alpha = r, alpha
+    module.scaling = alpha / r  # Hu et al.: dividing by r lets one alpha work across ranks
+    weight = base.weight.detach()
+    module.lora_A = nn.Parameter(_lora_A_init(r, base.in_features, weight, generator))
+    module.lora_B = nn.Parameter(weight.new_zeros(base.out_features, r))  # B = 0: starts as a no-op
+    module.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+
+def _adapter_output(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``scaling · dropout(x) Aᵀ Bᵀ``, computed in the adapters' precision and returned in ``x``'s."""
+    h = module.dropout(x).to(module.lora_A.dtype)
+    # (..., in) @ (in, r) @ (r, out) -> (..., out): never materialise the (out, in) update
+    return (module.scaling * ((h @ module.lora_A.T) @ module.lora_B.T)).to(x.dtype)
+
+
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update ``(alpha / r) · B A`` (Hu et al. 2021).
 
@@ -115,19 +139,9 @@ class LoRALinear(nn.Module):
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
-        _check_rank(r, base.in_features, base.out_features)
-        _check_alpha(alpha)
-        _check_dropout(dropout)
-        self.base = base
+        self.base = base  # registered first, so it prints first; validated just below
+        _attach_adapter(self, base, r, alpha, dropout, generator)
         self.base.requires_grad_(False)
-        self.r, self.alpha = r, alpha
-        self.scaling = alpha / r  # Hu et al.: dividing by r lets one alpha work across ranks
-        weight = base.weight
-        self.lora_A = nn.Parameter(_lora_A_init(r, base.in_features, weight, generator))
-        self.lora_B = nn.Parameter(weight.new_zeros(base.out_features, r))
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     @property
     def in_features(self) -> int:
@@ -138,8 +152,7 @@ class LoRALinear(nn.Module):
         return self.base.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (..., in) @ (in, r) @ (r, out) -> (..., out): never materialise the (out, in) update
-        return self.base(x) + self.scaling * ((self.dropout(x) @ self.lora_A.T) @ self.lora_B.T)
+        return self.base(x) + _adapter_output(self, x)
 
     def delta_weight(self) -> torch.Tensor:
         """The update ``scaling · B A`` (out, in) that ``merge`` adds to the base weight."""
@@ -580,15 +593,10 @@ class QLoRALinear(nn.Module):
                  double_quant: bool = True, dq_blocksize: int = 256,
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
-        _check_rank(r, base.in_features, base.out_features)
-        _check_alpha(alpha)
-        _check_dropout(dropout)
+        _attach_adapter(self, base, r, alpha, dropout, generator)
         _check_blocksize(blocksize)
         _check_blocksize(dq_blocksize, "dq_blocksize")
         self.in_features, self.out_features = base.in_features, base.out_features
-        self.r, self.alpha, self.scaling = r, alpha, alpha / r
         self.blocksize, self.double_quant, self.dq_blocksize = blocksize, double_quant, dq_blocksize
         weight = base.weight.detach()
         codes, absmax = quantize_nf4(weight, blocksize)
@@ -602,9 +610,6 @@ class QLoRALinear(nn.Module):
             self.register_buffer("absmax", absmax)
         bias = None if base.bias is None else base.bias.detach().clone()
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
-        self.lora_A = nn.Parameter(_lora_A_init(r, self.in_features, weight, generator))
-        self.lora_B = nn.Parameter(weight.new_zeros(self.out_features, r))
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def absmax_values(self) -> torch.Tensor:
         """The fp32 absmax per block (decoded from 8 bits first when double quantization is on)."""
@@ -629,8 +634,7 @@ class QLoRALinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.dequantized_weight(x.dtype)  # (out, in), rebuilt each call: only 4-bit codes persist
         bias = None if self.bias is None else self.bias.to(x.dtype)
-        h = self.dropout(x).to(self.lora_A.dtype)  # the adapters keep their own precision
-        return F.linear(x, weight, bias) + (self.scaling * ((h @ self.lora_A.T) @ self.lora_B.T)).to(x.dtype)
+        return F.linear(x, weight, bias) + _adapter_output(self, x)  # the adapters keep their own precision
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, r={self.r}, "
