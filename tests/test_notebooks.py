@@ -122,3 +122,12 @@ def test_readme_course_map_marks_exactly_the_existing_lectures_available():
     assert [int(n) for n, _ in rows] == list(range(1, 11)), "the course map lists the ten lectures"
     available = {int(n) for n, status in rows if status == "available"}
     assert available == {int(p.name[:2]) for p in SOLUTIONS}
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=ids(SOLUTIONS))
+def test_check_cells_never_raise_for_a_student(solution):
+    # A check cell is the same in lectures/ and solutions/: it must print its verdict and go on, so that a
+    # wrong answer never stops "Run All". The answer key is guarded by the stored "✅ passed" lines above.
+    for cell in code_cells(read(solution)):
+        if "check_exercise(" in cell.source and BEGIN not in cell.source:
+            assert not re.search(r"^\s*(assert|raise)\b", cell.source, flags=re.MULTILINE), cell.source[:80]
