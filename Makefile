@@ -31,7 +31,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check utils tests
-	$(PARALLEL) tests
+	$(PARALLEL) tests --doctest-modules utils
 	$(PARALLEL) --nbval $(NBVAL) solutions
 	$(PARALLEL) --nbval-lax $(NBVAL) $(LECTURES)
 
@@ -48,7 +48,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --doctest-modules utils
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval $(NBVAL) solutions

@@ -92,6 +92,7 @@ def check_exercise(
 
     >>> check_exercise("demo", lambda a, b: a + b, lambda a, b: a + b,
     ...                lambda g: (1, 2), trials=1).status
+    ✅ demo: passed (1 random cases)
     'passed'
     """
     compare = compare or default_compare
