@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from ._validation import check_positive_int
+
 __all__ = [
     "softmax",
     "scaled_dot_product_attention",
@@ -164,10 +166,7 @@ def sinusoidal_positional_encoding(num_positions: int, d_model: int) -> torch.Te
     [0.0, 1.0, 0.0, 1.0]
     """
     for name, value in (("num_positions", num_positions), ("d_model", d_model)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+        check_positive_int(name, value)
     positions = torch.arange(num_positions, dtype=torch.float64).unsqueeze(1)  # (P, 1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (ceil(d/2),)
     angles = positions / 10000.0 ** (two_i / d_model)  # (P, 1) / (ceil(d/2),) -> (P, ceil(d/2))
@@ -193,10 +192,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, bias: bool = True) -> None:
         super().__init__()
         for name, value in (("d_model", d_model), ("n_heads", n_heads)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+            check_positive_int(name, value)
         if d_model % n_heads:
             raise ValueError(f"d_model must be divisible by n_heads (each head gets d_model / n_heads "
                              f"dimensions), got d_model={d_model}, n_heads={n_heads}")
@@ -262,13 +258,6 @@ def visible_window(tokens: Sequence | torch.Tensor, window: int) -> tuple[Sequen
     return tokens[:cut], tokens[cut:]
 
 
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-
-
 def attention_cost(
     seq_len: int,
     d_head: int = 64,
@@ -290,7 +279,7 @@ def attention_cost(
     131072
     """
     for name, value in (("seq_len", seq_len), ("d_head", d_head), ("n_heads", n_heads), ("repeats", repeats)):
-        _check_positive_int(name, value)
+        check_positive_int(name, value)
     device = torch.device("cpu") if device is None else torch.device(device)
     on_cuda = device.type == "cuda"
     generator = torch.Generator().manual_seed(0)  # a CPU generator works for every device
@@ -334,7 +323,7 @@ def kv_cache_bytes(
     args = {"n_layers": n_layers, "n_kv_heads": n_kv_heads, "head_dim": head_dim, "seq_len": seq_len,
             "batch": batch, "bytes_per_value": bytes_per_value}
     for name, value in args.items():
-        _check_positive_int(name, value)
+        check_positive_int(name, value)
     return 2 * n_layers * n_kv_heads * head_dim * seq_len * batch * bytes_per_value
 
 
@@ -348,5 +337,5 @@ def attention_scores_bytes(n_heads: int, seq_len: int, batch: int = 1, bytes_per
     """
     args = {"n_heads": n_heads, "seq_len": seq_len, "batch": batch, "bytes_per_value": bytes_per_value}
     for name, value in args.items():
-        _check_positive_int(name, value)
+        check_positive_int(name, value)
     return n_heads * seq_len * seq_len * batch * bytes_per_value

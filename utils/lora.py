@@ -32,6 +32,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._validation import check_positive_int
+
 __all__ = [
     # LoRA
     "LoRALinear", "lora_linear", "add_lora", "merge_lora", "count_parameters", "every_linear",
@@ -364,10 +366,7 @@ def nf4_levels_from_quantiles(offset: float = NF4_OFFSET) -> torch.Tensor:
 
 
 def _check_blocksize(blocksize: int, name: str = "blocksize") -> None:
-    if isinstance(blocksize, bool) or not isinstance(blocksize, int):
-        raise TypeError(f"{name} must be an int, got {type(blocksize).__name__}")
-    if blocksize < 1:
-        raise ValueError(f"{name} must be >= 1, got {blocksize}")
+    check_positive_int(name, blocksize)
 
 
 def _blocks(flat: torch.Tensor, blocksize: int) -> torch.Tensor:
