@@ -24,7 +24,7 @@ PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadscope
 FORCE ?=
 LAB_ARGS ?=
 
-.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions clean
+.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm clean
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=lectures $(ROOT_FLAG) $(LAB_ARGS)
@@ -68,6 +68,11 @@ execute: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check utils tests
+
+# Re-make the course language model's checkpoint (utils/checkpoints/course_lm.pt), about half a minute
+# on a laptop CPU. Only needed when its recipe in utils/models.py changes; commit the result.
+course-lm: $(STAMP)
+	$(BIN)/python -m utils.models
 
 # For instructors: the answer key.
 lab-solutions: $(STAMP)

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from ._validation import check_positive_int
 from .attention import MultiHeadAttention, causal_mask, visible_window
+from .data import tiny_world_sentences, tiny_world_vocabulary
+from .tokenization import WordTokenizer
+from .training import History, stream_batches, train
 
-__all__ = ["GPTConfig", "Block", "TinyGPT", "next_token_probs"]
+__all__ = ["GPTConfig", "Block", "TinyGPT", "next_token_probs", "CourseLM",
+           "course_language_model", "train_course_language_model", "save_course_language_model"]
 
 
 @dataclass
@@ -183,3 +188,141 @@ def next_token_probs(model: nn.Module, ids, window: int | None = None) -> torch.
     finally:
         model.train(was_training)
     return torch.softmax(logits[0, -1].float(), dim=-1).cpu()  # the last position predicts the next token
+
+
+# --- The course language model ---------------------------------------------------------------------------
+# Lectures 2, 3 and later decode from one shared model. Training it takes about half a minute on a laptop
+# CPU, too much of a notebook's budget, so the course ships it as a small checkpoint made by this module's
+# script (`python -m utils.models`, or `make course-lm`), and `course_language_model()` loads it.
+
+COURSE_LM_CONFIG = {"block_size": 32, "d_model": 64, "n_heads": 4, "n_layers": 2}
+COURSE_LM_STEPS = 1500
+COURSE_LM_SENTENCES = 20_000
+COURSE_LM_CHECKPOINT = Path(__file__).parent / "checkpoints" / "course_lm.pt"
+
+
+@dataclass
+class CourseLM:
+    """The course's language model: a ``TinyGPT`` trained on the weighted tiny world, with its tokenizer.
+
+    A ``CourseLM`` is itself a *model* in the sense of ``utils.decoding``: calling it on ids ``(B, T)``
+    returns next-token logits. Because its window is ``block_size`` = 32 tokens, it reads only the last 32
+    tokens of a longer input (as nanoGPT's ``generate`` crops), so the logits cover ``min(T, 32)``
+    positions; the last one always predicts the token after the whole input.
+    """
+
+    model: TinyGPT
+    tokenizer: WordTokenizer
+    history: History
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def encode(self, text: str) -> torch.Tensor:
+        """``<bos>`` + the word ids of ``text``, as a ``LongTensor (1, T)`` on the model's device."""
+        ids = [self.tokenizer.bos_id] + self.tokenizer.encode(text)
+        return torch.tensor([ids], device=self.device)
+
+    def decode(self, ids) -> str:
+        """The words of ``ids`` (a ``(1, T)`` or ``(T,)`` tensor, or a list), without ``<pad>``/``<bos>``."""
+        if isinstance(ids, torch.Tensor):
+            if ids.dim() == 2 and ids.shape[0] == 1:
+                ids = ids[0]
+            if ids.dim() != 1:
+                raise ValueError(f"ids must be (1, T) or (T,), got shape {tuple(ids.shape)}")
+            ids = ids.tolist()
+        return self.tokenizer.decode(list(ids), skip_specials=True)
+
+    @torch.no_grad()
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, min(T, block_size), V)`` for ``ids (B, T)`` (only the last ``block_size`` tokens)."""
+        block = self.model.config.block_size
+        return self.model(ids[:, -block:].to(self.device))
+
+
+def train_course_language_model(steps: int = COURSE_LM_STEPS, seed: int = 0,
+                                device: torch.device | str | None = None, progress: bool = True) -> CourseLM:
+    """Train the course's language model from scratch: a ``TinyGPT`` (block size 32, 2 layers, 4 heads,
+    d_model 64, about 110k parameters) on 20,000 sentences of the **weighted** tiny world
+    (``tiny_world_sentences(..., weighted=True)``) glued into one stream ``<bos> s1 <bos> s2 ...``, for
+    ``steps`` AdamW steps of 64 windows of 32 tokens (nanoGPT's recipe, scaled down).
+
+    The data, the initialisation and the batches are all seeded, so the same ``seed`` on the same machine
+    and PyTorch version gives the same model. With the default steps its next-word probabilities are
+    within 0.05 (total variation) of the exact ones, ``utils.data.next_word_probabilities``: the tests
+    check that, so the decoding lectures can compare what a decoder finds with the truth.
+    """
+    check_positive_int("steps", steps)
+    device = _default_device() if device is None else torch.device(device)
+    tokenizer = WordTokenizer(tiny_world_vocabulary())
+    sentences = tiny_world_sentences(COURSE_LM_SENTENCES, seed=seed, weighted=True)
+    stream = torch.tensor([i for s in sentences for i in [tokenizer.bos_id, *tokenizer.encode(s)]])
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, **COURSE_LM_CONFIG)
+    torch.manual_seed(seed)
+    model = TinyGPT(config).to(device)
+    batches = stream_batches(stream, block_size=config.block_size, batch_size=64,
+                             generator=torch.Generator().manual_seed(seed), device=device)
+    history = train(model, batches, steps=steps, lr=3e-3, progress=progress,
+                    desc="training the course language model")
+    return CourseLM(model, tokenizer, history)
+
+
+def _default_device() -> torch.device:
+    from .runtime import get_device  # noqa: PLC0415 (only needed here)
+
+    return get_device()
+
+
+def save_course_language_model(course: CourseLM, path: str | Path = COURSE_LM_CHECKPOINT) -> Path:
+    """Write ``course`` as a checkpoint of plain tensors, numbers and strings (no pickled classes), so
+    that ``torch.load(path, weights_only=True)`` can read it safely."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = course.model.config
+    payload = {
+        "config": {name: getattr(config, name) for name in
+                   ("vocab_size", "block_size", "d_model", "n_heads", "n_layers", "dropout", "bias")},
+        "vocabulary": course.tokenizer.id_to_token,
+        "specials": list(course.tokenizer.specials),
+        "state_dict": {k: v.detach().cpu() for k, v in course.model.state_dict().items()},
+        "losses": course.history.losses,
+        "torch_version": str(torch.__version__),
+    }
+    torch.save(payload, path)
+    return path
+
+
+def course_language_model(device: torch.device | str | None = None,
+                          path: str | Path = COURSE_LM_CHECKPOINT) -> CourseLM:
+    """The course's language model, loaded from the checkpoint the course ships (made by
+    ``python -m utils.models``; see ``train_course_language_model`` for how it is trained).
+
+    >>> course = course_language_model(device="cpu")
+    >>> course.decode(course.encode("the cat")), course(course.encode("the cat")).shape[-1]
+    ('the cat', 49)
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no course model at {path}: run `python -m utils.models` "
+                                "(or `make course-lm`) to train it (about half a minute)")
+    device = _default_device() if device is None else torch.device(device)
+    payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
+    specials = payload["specials"]
+    tokenizer = WordTokenizer(payload["vocabulary"][len(specials):], specials=specials)
+    model = TinyGPT(GPTConfig(**payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.to(device).eval()
+    losses = list(payload["losses"])
+    return CourseLM(model, tokenizer, History(steps=list(range(1, len(losses) + 1)), losses=losses))
+
+
+if __name__ == "__main__":  # python -m utils.models: (re)make the shipped checkpoint, on the CPU
+    import time
+
+    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    start = time.perf_counter()
+    trained = train_course_language_model(device="cpu")
+    where = save_course_language_model(trained)
+    print(f"trained in {time.perf_counter() - start:.0f} s, final loss {trained.history.final_loss:.3f}; "
+          f"wrote {where} ({where.stat().st_size / 1e6:.2f} MB)")
