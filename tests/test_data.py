@@ -4,6 +4,7 @@ Oracles: the grammar written in the module docstring (checked word by word again
 reproducibility, and the shifted dialect built by hand from ``VERBS`` order.
 """
 
+import math
 import random
 import re
 from collections import Counter, defaultdict
@@ -14,9 +15,12 @@ from utils.data import (
     AGENTS,
     VERBS,
     VerbSpec,
+    all_tiny_world_sentences,
     course_text,
     dialect_endings,
     ending_position,
+    next_word_probabilities,
+    sentence_probability,
     tiny_world_sentences,
     tiny_world_vocabulary,
 )
@@ -140,3 +144,64 @@ def test_course_text_is_our_prose_with_the_words_the_course_needs():
     assert "naïve" in text and "café" in text and "—" in text
     assert any("\u0370" <= c <= "\u03ff" for c in text)  # a Greek letter
     assert len(text.encode("utf-8")) > len(text)  # byte-level tokenization has multi-byte characters
+
+
+# --- the weighted world and its exact probabilities (Lecture 2, 3) ---
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dialect", ["standard", "shifted"])
+def test_sentence_probabilities_sum_to_one_over_all_sentences(weighted, dialect):
+    sentences = all_tiny_world_sentences(dialect)
+    assert len(sentences) == len(set(sentences)) == 6 * 5 * 4 * 2
+    assert math.isclose(sum(sentence_probability(s, weighted, dialect) for s in sentences), 1.0)
+
+
+def test_uniform_world_gives_every_sentence_the_same_probability():
+    assert all(math.isclose(sentence_probability(s), 1 / 240) for s in all_tiny_world_sentences())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_next_word_probabilities_multiply_to_the_sentence_probability(weighted):
+    # the chain rule: P(w1..w9) = prod_t P(w_t | w_<t), an independent route to the same number
+    for sentence in all_tiny_world_sentences()[::7]:
+        words = sentence.split()
+        steps = [next_word_probabilities(" ".join(words[:t]), weighted)[words[t]] for t in range(9)]
+        chained = math.prod(steps)
+        assert math.isclose(chained, sentence_probability(sentence, weighted))
+
+
+def test_weighted_sampling_matches_the_exact_probabilities():
+    sentences = tiny_world_sentences(60_000, seed=3, weighted=True)
+    counts = Counter(sentences)
+    for sentence in ["the cat ate the apple at the table .", "the cat chased the mouse across the garden .",
+                     "the owl carried the key into the barn ."]:
+        p = sentence_probability(sentence, weighted=True)
+        tolerance = 4 * math.sqrt(p * (1 - p) / len(sentences))  # 4 standard deviations of a frequency
+        assert abs(counts[sentence] / len(sentences) - p) < tolerance
+    assert set(counts) <= set(all_tiny_world_sentences())
+
+
+def test_weighted_world_has_a_garden_path_for_greedy_decoding():
+    # the most probable sentence does not start with the most probable verb (what Lecture 2's Q6 relies on)
+    best = max(all_tiny_world_sentences(), key=lambda s: sentence_probability(s, weighted=True))
+    verbs = next_word_probabilities("the cat", weighted=True)
+    assert best == "the cat ate the apple at the table ."
+    assert max(verbs, key=verbs.get) == "chased"
+
+
+def test_uniform_sentences_unchanged_by_the_weighted_option():
+    assert tiny_world_sentences(50, seed=4) == tiny_world_sentences(50, seed=4, weighted=False)
+    assert tiny_world_sentences(50, seed=4) != tiny_world_sentences(50, seed=4, weighted=True)
+
+
+def test_probability_functions_reject_bad_input():
+    assert sentence_probability("the cat ate the moon at the table .") == 0.0  # cats do not eat moons
+    assert sentence_probability("the cat ate the apple across the garden .") == 0.0  # wrong ending
+    with pytest.raises(ValueError, match="does not fit"):
+        next_word_probabilities("the table")
+    with pytest.raises(ValueError, match="0 to 8 words"):
+        next_word_probabilities("the cat ate the apple at the table .")
+    with pytest.raises(TypeError, match="prefix"):
+        next_word_probabilities(["the"])
+    with pytest.raises(TypeError, match="weighted"):
+        tiny_world_sentences(3, weighted="yes")
