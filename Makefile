@@ -69,7 +69,7 @@ execute: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check utils tests
 
-# Re-make the course language model's checkpoint (utils/checkpoints/course_lm.pt), about half a minute
+# Re-make the course language model's checkpoint (utils/checkpoints/course_lm.pt), under a minute
 # on a laptop CPU. Only needed when its recipe in utils/models.py changes; commit the result.
 course-lm: $(STAMP)
 	$(BIN)/python -m utils.models

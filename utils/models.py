@@ -191,12 +191,12 @@ def next_token_probs(model: nn.Module, ids, window: int | None = None) -> torch.
 
 
 # --- The course language model ---------------------------------------------------------------------------
-# Lectures 2, 3 and later decode from one shared model. Training it takes about half a minute on a laptop
+# Lectures 2, 3 and later decode from one shared model. Training it takes 15 to 60 s on a laptop
 # CPU, too much of a notebook's budget, so the course ships it as a small checkpoint made by this module's
 # script (`python -m utils.models`, or `make course-lm`), and `course_language_model()` loads it.
 
 COURSE_LM_CONFIG = {"block_size": 32, "d_model": 64, "n_heads": 4, "n_layers": 2}
-COURSE_LM_STEPS = 1500
+COURSE_LM_STEPS = 400
 COURSE_LM_SENTENCES = 20_000
 COURSE_LM_CHECKPOINT = Path(__file__).parent / "checkpoints" / "course_lm.pt"
 
@@ -305,7 +305,7 @@ def course_language_model(device: torch.device | str | None = None,
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no course model at {path}: run `python -m utils.models` "
-                                "(or `make course-lm`) to train it (about half a minute)")
+                                "(or `make course-lm`) to train it (under a minute)")
     device = _default_device() if device is None else torch.device(device)
     payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     specials = payload["specials"]
