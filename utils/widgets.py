@@ -254,3 +254,195 @@ def merge_explorer(tokenizer, text: str, max_merges: int | None = None) -> widge
     box.observe(update, names="value")
     update()
     return widgets.VBox([slider, box, out])
+
+
+# --- decoding: beam width, temperature, top-k / top-p (Q6, Q7, Q12) ----------------------------------------
+# The compute functions (beam_search, sample_batch, kept_set, ...) live in utils.decoding and are tested
+# there; the helpers and widgets below are tested in tests/test_decoding.py.
+
+def hypotheses_html(rows, caption: str = "") -> str:
+    """An HTML table of ``(text, log-probability)`` rows, in the given order, with the probability.
+
+    >>> "0.5000" in hypotheses_html([("the cat", -0.6931471805599453)])
+    True
+    """
+    import math
+
+    if isinstance(rows, str):
+        raise TypeError("rows must be a list of (text, log-probability) pairs, not one str")
+    body = "".join(
+        f"<tr><td>{i}</td><td style='font-family:monospace;text-align:left'>{html.escape(text)}</td>"
+        f"<td style='text-align:right'>{score:.3f}</td>"
+        f"<td style='text-align:right'>{math.exp(score):.4f}</td></tr>"
+        for i, (text, score) in enumerate(rows, start=1)
+    )
+    head = f"<caption style='text-align:left'>{html.escape(caption)}</caption>" if caption else ""
+    return (f"<table>{head}<tr><th>#</th><th style='text-align:left'>text</th><th>log-prob</th>"
+            f"<th>prob</th></tr>{body}</table>")
+
+
+def beam_width_explorer(model, input_ids, decode, max_new_tokens: int, eos_id: int | None = None,
+                        max_beams: int = 8, value: int = 1) -> widgets.VBox:
+    """A ``num_beams`` slider over ``utils.decoding.beam_search``: the hypotheses it returns (best first,
+    with the total log-probability of the generated tokens) and greedy decoding's output for comparison.
+
+    ``model`` is any decoding model (ids ``(B, T)`` -> logits ``(B, T, V)``), ``input_ids`` the prompt
+    ``(1, T)``, ``decode(ids (1, T')) -> str`` turns a sequence into text. Each move runs a search (a few
+    model calls per token), so the slider updates on release.
+    """
+    from ._validation import check_positive_int
+    from .decoding import beam_search, greedy_decode, sequence_log_prob
+
+    check_positive_int("max_beams", max_beams)
+    if not 1 <= value <= max_beams:
+        raise ValueError(f"value must be between 1 and max_beams={max_beams}, got {value}")
+    T = input_ids.shape[-1]
+    greedy = greedy_decode(model, input_ids, max_new_tokens, eos_id=eos_id)
+    greedy_row = (decode(greedy), sequence_log_prob(model, input_ids, greedy[:, T:]))
+    slider = widgets.IntSlider(value=value, min=1, max=max_beams, description="num_beams",
+                               continuous_update=False)
+    out = widgets.HTML()
+
+    def update(change=None) -> None:
+        hypotheses = beam_search(model, input_ids, max_new_tokens, slider.value, eos_id=eos_id)
+        best = hypotheses[0][1]
+        verdict = ("beats" if best > greedy_row[1] + 1e-9 else
+                   "ties with" if abs(best - greedy_row[1]) <= 1e-9 else "loses to")
+        out.value = (hypotheses_html([(decode(ids), score) for ids, score in hypotheses],
+                                     caption=f"beam search, num_beams = {slider.value}")
+                     + hypotheses_html([greedy_row], caption="greedy")
+                     + f"<p>The best beam {verdict} greedy by {best - greedy_row[1]:+.3f} nats.</p>")
+
+    slider.observe(update, names="value")
+    update()
+    return widgets.VBox([slider, out])
+
+
+def samples_html(texts, caption: str = "") -> str:
+    """An ordered HTML list of sampled texts (escaped), with a caption line.
+
+    >>> samples_html(["a <b>", "c"]).count("<li")
+    2
+    """
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of str, not one str")
+    items = "".join(f"<li style='font-family:monospace'>{html.escape(t)}</li>" for t in texts)
+    return (f"<p>{caption}</p>" if caption else "") + f"<ol>{items}</ol>"
+
+
+def temperature_explorer(model, input_ids, decode, max_new_tokens: int = 12, num_samples: int = 4,
+                         seed: int = 0, eos_id: int | None = None, value: float = 0.8,
+                         min_temperature: float = 0.1, max_temperature: float = 2.0) -> widgets.VBox:
+    """A temperature slider and a "resample" button: each change draws ``num_samples`` new continuations
+    of the prompt with ``utils.decoding.sample_batch`` (one generator seeded with ``seed``, so a session
+    replays exactly), and shows the entropy of the distribution of the token after the prompt at that
+    temperature (so pick a prompt where the model has a real choice, e.g. "the cat", not just ``<bos>``).
+    """
+    import math
+
+    from .decoding import entropy, next_token_logits, sample_batch, softmax_with_temperature
+
+    if not 0 < min_temperature <= value <= max_temperature:
+        raise ValueError(f"value must lie in [min_temperature, max_temperature] = [{min_temperature}, "
+                         f"{max_temperature}] with min_temperature > 0, got {value}")
+    generator = _seeded_generator(seed)
+    logits = next_token_logits(model, input_ids)
+    slider = widgets.FloatSlider(value=value, min=min_temperature, max=max_temperature, step=0.05,
+                                 description="temperature", continuous_update=False, readout_format=".2f")
+    button = widgets.Button(description="resample", icon="refresh")
+    out = widgets.HTML()
+
+    def update(change=None) -> None:
+        t = slider.value
+        ids = sample_batch(model, input_ids, num_samples, max_new_tokens, temperature=t, generator=generator,
+                           eos_id=eos_id)
+        texts = [decode(row) for row in ids]
+        h = entropy(softmax_with_temperature(logits, t)).item()
+        out.value = samples_html(
+            texts, caption=f"temperature {t:.2f}: the next token after the prompt has entropy {h:.2f} nats "
+                           f"(at most {math.log(len(logits)):.2f}); {len(set(texts))} different texts of "
+                           f"{len(texts)}")
+
+    slider.observe(update, names="value")
+    button.on_click(update)
+    update()
+    return widgets.VBox([widgets.HBox([slider, button]), out])
+
+
+def _seeded_generator(seed: int):
+    """A CPU ``torch.Generator`` seeded with ``seed`` (the widgets' private source of randomness)."""
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def kept_set_svg(ks, labels=None, show: int = 30, width: int = 620, height: int = 170) -> str:
+    """An SVG bar chart of a sorted next-token distribution (``utils.decoding.KeptSet``): the first
+    ``show`` tokens, kept ones blue, filtered ones grey, each bar with a tooltip (token, probability).
+
+    >>> import torch
+    >>> from utils.decoding import kept_set
+    >>> kept_set_svg(kept_set(torch.tensor([2.0, 1.0, 0.0]), top_k=2)).count('fill="#4c72b0"')
+    2
+    """
+    from ._validation import check_positive_int
+
+    check_positive_int("show", show)
+    n = min(show, len(ks.probs))
+    labels = [str(int(i)) for i in ks.order[:n]] if labels is None else list(labels)[:n]
+    top = max(float(ks.probs[0]), 1e-12)
+    bar_w = (width - 40) / n
+    plot_h = height - 50
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'style="font-family:sans-serif;font-size:9px">',
+             f'<text x="2" y="10">p (max {top:.3f})</text>']
+    for i in range(n):
+        p = float(ks.probs[i])
+        h = plot_h * p / top
+        x = 30 + i * bar_w
+        colour = "#4c72b0" if bool(ks.kept[i]) else "#cccccc"
+        label = html.escape(labels[i])
+        parts.append(f'<rect x="{x:.1f}" y="{15 + plot_h - h:.1f}" width="{0.8 * bar_w:.1f}" '
+                     f'height="{h:.1f}" fill="{colour}"><title>{label}: {p:.4f}</title></rect>')
+        parts.append(f'<text transform="translate({x + 0.5 * bar_w:.1f},{height - 33}) rotate(60)">'
+                     f'{label}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def top_k_top_p_explorer(model, input_ids, decode, token_label=None, max_new_tokens: int = 8,
+                         num_samples: int = 3, seed: int = 0, eos_id: int | None = None,
+                         show: int = 30) -> widgets.VBox:
+    """Sliders for top-k, top-p and temperature over the model's next-token distribution after the prompt:
+    the sorted distribution with the kept set in blue (``utils.decoding.kept_set``), how many tokens and
+    how much probability are kept, and ``num_samples`` continuations sampled with those settings.
+
+    The samples use a generator re-seeded with ``seed`` on every change (common random numbers), so what
+    changes between two settings is the filter, not the luck of the draw. ``token_label(id) -> str`` names
+    the bars (default: the id).
+    """
+    from .decoding import kept_set, next_token_logits, sample_batch
+
+    logits = next_token_logits(model, input_ids)
+    V = len(logits)
+    k = widgets.IntSlider(value=V, min=1, max=V, description="top_k", continuous_update=False)
+    p = widgets.FloatSlider(value=1.0, min=0.01, max=1.0, step=0.01, description="top_p",
+                            continuous_update=False)
+    t = widgets.FloatSlider(value=1.0, min=0.1, max=3.0, step=0.05, description="temperature",
+                            continuous_update=False)
+    out = widgets.HTML()
+
+    def update(change=None) -> None:
+        ks = kept_set(logits, temperature=t.value, top_k=k.value, top_p=p.value)
+        labels = [token_label(int(i)) if token_label else str(int(i)) for i in ks.order[:show]]
+        ids = sample_batch(model, input_ids, num_samples, max_new_tokens, temperature=t.value, top_k=k.value,
+                           top_p=p.value, generator=_seeded_generator(seed), eos_id=eos_id)
+        out.value = (kept_set_svg(ks, labels, show=show)
+                     + f"<p>kept <b>{ks.size}</b> of {V} tokens, {100 * ks.mass:.1f} % of the probability "
+                       f"(top_k = {k.value}, top_p = {p.value:.2f}, temperature = {t.value:.2f})</p>"
+                     + samples_html([decode(row) for row in ids], caption="samples with these settings:"))
+
+    for control in (k, p, t):
+        control.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([k, p, t]), out])
