@@ -13,6 +13,7 @@ import pytest
 
 from utils.data import (
     AGENTS,
+    NSP_SPECIALS,
     VERBS,
     VerbSpec,
     all_tiny_world_sentences,
@@ -20,8 +21,15 @@ from utils.data import (
     dialect_endings,
     ending_position,
     next_word_probabilities,
+    nsp_input,
+    nsp_pairs,
+    number_to_words,
+    number_words,
     sentence_probability,
+    spelled_number_pairs,
+    story_continues,
     tiny_world_sentences,
+    tiny_world_stories,
     tiny_world_vocabulary,
 )
 
@@ -205,3 +213,118 @@ def test_probability_functions_reject_bad_input():
         next_word_probabilities(["the"])
     with pytest.raises(TypeError, match="weighted"):
         tiny_world_sentences(3, weighted="yes")
+
+
+# --- Spelled-out numbers (Q9) ---------------------------------------------------------------------------
+
+_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+          "sixteen seventeen eighteen nineteen").split()
+_DECADES = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+            "ninety": 90}
+
+
+def words_to_number(text: str) -> int:
+    """An independent oracle: read English number words back into an int ("hundred" multiplies)."""
+    value = 0
+    for word in text.split(" "):
+        if word == "hundred":
+            assert 1 <= value <= 9, text  # only a single digit word comes before "hundred"
+            value *= 100
+        elif word in _DECADES:
+            assert value % 100 == 0, text
+            value += _DECADES[word]
+        else:
+            assert value % 10 == 0 and (value % 100 == 0 or value % 100 >= 20), text
+            value += _UNITS.index(word)
+    return value
+
+
+@pytest.mark.parametrize(
+    "n, words",
+    [
+        (0, "zero"), (7, "seven"), (13, "thirteen"), (19, "nineteen"), (20, "twenty"), (21, "twenty one"),
+        (99, "ninety nine"), (100, "one hundred"), (101, "one hundred one"), (110, "one hundred ten"),
+        (115, "one hundred fifteen"), (342, "three hundred forty two"), (500, "five hundred"),
+        (860, "eight hundred sixty"), (999, "nine hundred ninety nine"),
+    ],
+)
+def test_number_to_words_by_hand(n, words):
+    assert number_to_words(n) == words
+
+
+def test_number_words_read_back_to_every_number():
+    spelled = [number_to_words(n) for n in range(1000)]
+    assert [words_to_number(s) for s in spelled] == list(range(1000))  # round trip, all 1000 numbers
+    assert len(set(spelled)) == 1000
+    used = {w for s in spelled for w in s.split(" ")}
+    assert used == set(number_words()) and len(number_words()) == 29 == len(set(number_words()))
+    assert max(len(s.split()) for s in spelled) == 4
+
+
+def test_spelled_number_pairs():
+    pairs = spelled_number_pairs(1000, seed=3)
+    numbers = [words_to_number(w) for w, _ in pairs]
+    assert sorted(numbers) == list(range(1000))  # distinct: every number exactly once
+    assert all(d == " ".join(str(n)) for n, (_, d) in zip(numbers, pairs, strict=True))
+    assert pairs == spelled_number_pairs(1000, seed=3) and pairs != spelled_number_pairs(1000, seed=4)
+    assert spelled_number_pairs(10, seed=3) == pairs[:10]  # a shorter list is a prefix
+    assert any(len(w.split()) != len(d.split()) for w, d in pairs)  # lengths differ
+    assert all(words_to_number(w) <= 50 for w, _ in spelled_number_pairs(51, max_value=50))
+    with pytest.raises(ValueError, match="n must be <="):
+        spelled_number_pairs(52, max_value=50)
+    with pytest.raises(ValueError, match="max_value"):
+        spelled_number_pairs(3, max_value=1000)
+    with pytest.raises(TypeError, match="n"):
+        spelled_number_pairs(2.0)
+    with pytest.raises(ValueError, match="n"):
+        number_to_words(1000)
+    with pytest.raises(TypeError, match="n"):
+        number_to_words("3")
+
+
+# --- Two-sentence stories and next sentence prediction (Q11) ------------------------------------------------
+
+def test_stories_are_about_the_same_object_and_follow_the_grammar():
+    for a, b in tiny_world_stories(500, seed=1):
+        (_, _, obj_a, _), (_, verb_b, obj_b, ending_b) = parse(a), parse(b)
+        assert obj_a == obj_b and obj_b in VERBS[verb_b].objects and ending_b in VERBS[verb_b].endings
+        assert story_continues(a, b)
+    assert tiny_world_stories(5, seed=2) == tiny_world_stories(5, seed=2) != tiny_world_stories(5, seed=3)
+
+
+def test_the_second_sentence_alone_is_uniform():
+    # oracle: the design says every (verb, object) is equally likely for B, as for A (1/20 each)
+    counts = Counter(parse(b)[1:3] for _, b in tiny_world_stories(20_000, seed=0))
+    assert len(counts) == 20
+    expected, sd = 20_000 / 20, math.sqrt(20_000 * (1 / 20) * (19 / 20))
+    assert all(abs(c - expected) < 5 * sd for c in counts.values()), counts
+
+
+def test_nsp_pairs_labels_and_coincidences():
+    pairs = nsp_pairs(20_000, seed=0)
+    labels = [label for *_, label in pairs]
+    assert set(labels) == {0, 1} and abs(sum(labels) / len(labels) - 0.5) < 0.02
+    assert all(story_continues(a, b) for a, b, label in pairs if label == 1)
+    # NotNext: a random B is about A's object with probability exactly 2/25 (enumerated here)
+    sentences = all_tiny_world_sentences()
+    objects = Counter(parse(s)[2] for s in sentences)
+    coincidence = sum((c / len(sentences)) ** 2 for c in objects.values())
+    assert math.isclose(coincidence, 2 / 25)
+    not_next = [story_continues(a, b) for a, b, label in pairs if label == 0]
+    sd = math.sqrt(coincidence * (1 - coincidence) / len(not_next))
+    assert abs(sum(not_next) / len(not_next) - coincidence) < 5 * sd
+    assert nsp_pairs(50, seed=9) == nsp_pairs(50, seed=9)
+
+
+def test_nsp_input():
+    a, b = "the cat ate the fish at the table .", "the dog found the key under the bed ."
+    tokens, segments = nsp_input(a, b)
+    assert tokens[0] == "[CLS]" and tokens[10] == "[SEP]" and tokens[-1] == "[SEP]" and len(tokens) == 21
+    assert segments == [0] * 11 + [1] * 10
+    assert set(NSP_SPECIALS) == {"[CLS]", "[SEP]"}
+    with pytest.raises(ValueError, match="b"):
+        nsp_input("the cat", "  ")
+    with pytest.raises(TypeError, match="a"):
+        nsp_input(["the"], "cat")
+    with pytest.raises(ValueError, match="sentence"):
+        story_continues("the cat", "the dog")

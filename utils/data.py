@@ -61,6 +61,14 @@ __all__ = [
     "tiny_world_vocabulary",
     "ending_position",
     "course_text",
+    "number_to_words",
+    "number_words",
+    "spelled_number_pairs",
+    "story_continues",
+    "tiny_world_stories",
+    "nsp_pairs",
+    "NSP_SPECIALS",
+    "nsp_input",
 ]
 
 
@@ -309,3 +317,176 @@ def course_text() -> str:
     True
     """
     return files("utils").joinpath("course_text.txt").read_text(encoding="utf-8")
+
+
+
+# --- Spelled-out numbers (Lecture 2, Q9: a sequence-to-sequence task) ------------------------------------
+
+_ONES: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                          "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+                          "seventeen", "eighteen", "nineteen")
+_TENS: tuple[str, ...] = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty",
+                          "ninety")
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def number_to_words(n: int) -> str:
+    """``n`` in 0..999 spelled out in English words, without "and" or hyphens.
+
+    >>> number_to_words(342), number_to_words(15), number_to_words(700), number_to_words(0)
+    ('three hundred forty two', 'fifteen', 'seven hundred', 'zero')
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if not 0 <= n <= 999:
+        raise ValueError(f"n must be in 0..999, got {n}")
+    if n == 0:
+        return "zero"
+    hundreds, rest = divmod(n, 100)
+    words = [_ONES[hundreds], "hundred"] if hundreds else []
+    if rest >= 20:
+        tens, units = divmod(rest, 10)
+        words += [_TENS[tens]] + ([_ONES[units]] if units else [])
+    elif rest:
+        words.append(_ONES[rest])  # 1..19 have their own words ("fifteen", not "ten five")
+    return " ".join(words)
+
+
+def number_words() -> list[str]:
+    """The 29 words ``number_to_words`` uses: zero..nineteen, twenty..ninety, hundred (in that order).
+
+    >>> words = number_words()
+    >>> len(words), words[:3], words[-2:]
+    (29, ['zero', 'one', 'two'], ['ninety', 'hundred'])
+    """
+    return [*_ONES, *_TENS[2:], "hundred"]
+
+
+def spelled_number_pairs(n: int, seed: int = 0, max_value: int = 999) -> list[tuple[str, str]]:
+    """``n`` DISTINCT numbers from 0..``max_value`` in a seeded random order, each as (words, digits).
+
+    The digits are space-separated, so a word-level tokenizer sees one token per digit. Source and
+    target lengths differ ("fifteen" -> "1 5", "seven hundred" -> "7 0 0"). The numbers are distinct, so
+    slicing the list (``pairs[:800]``, ``pairs[800:]``) gives disjoint train and test sets: a test
+    number is never seen in training.
+
+    >>> spelled_number_pairs(2, seed=0)
+    [('eight hundred sixty four', '8 6 4'), ('three hundred ninety four', '3 9 4')]
+    >>> sorted(spelled_number_pairs(3, max_value=2))
+    [('one', '1'), ('two', '2'), ('zero', '0')]
+    """
+    _check_count("n", n)
+    if isinstance(max_value, bool) or not isinstance(max_value, int):
+        raise TypeError(f"max_value must be an int, got {type(max_value).__name__}")
+    if not 0 <= max_value <= 999:
+        raise ValueError(f"max_value must be in 0..999, got {max_value}")
+    if n > max_value + 1:
+        raise ValueError(f"n must be <= max_value + 1 = {max_value + 1} (the numbers are distinct), got {n}")
+    numbers = random.Random(seed).sample(range(max_value + 1), n)  # without replacement
+    return [(number_to_words(x), " ".join(str(x))) for x in numbers]
+
+
+# --- Two-sentence stories (Lecture 3, Q11: next sentence prediction) ---------------------------------------
+# A story is two tiny-world sentences about the same thing: "the cat chased the ball around the tree ."
+# then "the girl found the ball under the bed .". Next sentence prediction (NSP) pairs a story's first
+# sentence with its real second one (IsNext) or with a random sentence (NotNext).
+
+def _parse_sentence(sentence: str) -> tuple[str, str, str]:
+    """(agent, verb, object) of a tiny-world sentence (standard dialect), or ValueError."""
+    words = sentence.split() if isinstance(sentence, str) else []
+    if (len(words) != 9 or words[1] not in AGENTS or words[2] not in VERBS
+            or words[4] not in VERBS[words[2]].objects):
+        raise ValueError(f"expected a tiny-world sentence 'the <agent> <verb> the <object> <ending> .', "
+                         f"got {sentence!r}")
+    return words[1], words[2], words[4]
+
+
+def _random_sentence(rng: random.Random, obj: str | None = None) -> str:
+    """A uniform tiny-world sentence; with ``obj``, uniform among the sentences about that object."""
+    verbs = [verb for verb, spec in VERBS.items() if obj is None or obj in spec.objects]
+    agent, verb = rng.choice(AGENTS), rng.choice(verbs)
+    obj = obj if obj is not None else rng.choice(VERBS[verb].objects)
+    return f"the {agent} {verb} the {obj} {rng.choice(VERBS[verb].endings)} ."
+
+
+def story_continues(a: str, b: str) -> bool:
+    """Whether sentence ``b`` can follow sentence ``a`` in a tiny-world story: it is about the same thing
+    (the same object). Who does what to it is free.
+
+    >>> a = "the cat chased the ball around the tree ."
+    >>> story_continues(a, "the girl found the ball under the bed .")
+    True
+    >>> story_continues(a, "the girl found the key under the bed .")
+    False
+    """
+    return _parse_sentence(a)[2] == _parse_sentence(b)[2]
+
+
+def _story(rng: random.Random) -> tuple[str, str]:
+    a = _random_sentence(rng)
+    return a, _random_sentence(rng, obj=_parse_sentence(a)[2])
+
+
+def tiny_world_stories(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` two-sentence stories ``(A, B)``: A is a uniform tiny-world sentence (standard dialect); B is
+    a uniform sentence about A's object (any agent, any verb that takes that object, any of its endings).
+
+    Every sentence is equally likely as A and as B (B's object is as frequent as A's, and B's verb is
+    uniform among the verbs of that object), so B ALONE says nothing about whether it follows A: only the
+    pair does.
+
+    >>> a, b = tiny_world_stories(1, seed=3)[0]
+    >>> story_continues(a, b)
+    True
+    """
+    _check_count("n", n)
+    rng = random.Random(seed)
+    return [_story(rng) for _ in range(n)]
+
+
+def nsp_pairs(n: int, seed: int = 0) -> list[tuple[str, str, int]]:
+    """``n`` next-sentence-prediction examples ``(A, B, label)`` as BERT builds them (Devlin et al. 2019):
+    A is the first sentence of a story; half of the time (a fair coin) B is its real second sentence,
+    ``label = 1`` (IsNext), otherwise B is a random sentence, ``label = 0`` (NotNext).
+
+    A random B is about A's object with probability 2/25 (``sum_o p(o)^2`` over the objects: six
+    objects belong to two verbs, p = 1/10, eight to one, p = 1/20), so that many NotNext pairs happen to
+    read like a story (``story_continues``) and nothing can tell them apart: the best possible accuracy
+    is 1 - 1/25 = 0.96.
+
+    >>> [label for _, _, label in nsp_pairs(6, seed=0)]
+    [0, 1, 1, 0, 1, 1]
+    """
+    _check_count("n", n)
+    rng = random.Random(seed)  # one generator for stories, coins and random sentences: no correlations
+    pairs = []
+    for _ in range(n):
+        a, b = _story(rng)
+        pairs.append((a, b, 1) if rng.random() < 0.5 else (a, _random_sentence(rng), 0))
+    return pairs
+
+
+NSP_SPECIALS: tuple[str, str] = ("[CLS]", "[SEP]")
+
+
+def nsp_input(a: str, b: str) -> tuple[list[str], list[int]]:
+    """BERT's input for a sentence pair: ``[CLS] A [SEP] B [SEP]`` as words, and the segment id of each
+    (0 for ``[CLS]``, A and the first ``[SEP]``; 1 for B and the last ``[SEP]``).
+
+    >>> nsp_input("the cat ran", "it ate")
+    (['[CLS]', 'the', 'cat', 'ran', '[SEP]', 'it', 'ate', '[SEP]'], [0, 0, 0, 0, 0, 1, 1, 1])
+    """
+    for name, value in (("a", a), ("b", b)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str (a sentence), got {type(value).__name__}")
+        if not value.split():
+            raise ValueError(f"{name} must contain at least one word, got {value!r}")
+    first = ["[CLS]", *a.split(), "[SEP]"]
+    second = [*b.split(), "[SEP]"]
+    return first + second, [0] * len(first) + [1] * len(second)

@@ -29,7 +29,9 @@ from .tokenization import WordTokenizer
 from .training import History, stream_batches, train
 
 __all__ = ["GPTConfig", "Block", "TinyGPT", "next_token_probs", "CourseLM",
-           "course_language_model", "train_course_language_model", "save_course_language_model"]
+           "course_language_model", "train_course_language_model", "save_course_language_model",
+           "TinyEncoder", "padding_mask", "segment_ids_from_separators", "SentencePairClassifier",
+           "Seq2SeqConfig", "DecoderBlock", "Seq2SeqAttention", "TinySeq2Seq"]
 
 
 @dataclass
@@ -134,19 +136,7 @@ class TinyGPT(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """``idx (B, T)`` token ids with ``1 <= T <= block_size`` -> logits ``(B, T, vocab_size)``
         (and the list of per-layer attention weights ``(B, H, T, T)`` when ``return_attention``)."""
-        if not isinstance(idx, torch.Tensor):
-            raise TypeError(f"idx must be a torch.Tensor of token ids, got {type(idx).__name__}")
-        if idx.dtype != torch.long:
-            raise TypeError(f"idx must be a LongTensor of token ids, got dtype {idx.dtype}")
-        if idx.dim() != 2 or idx.shape[1] < 1:
-            raise ValueError(f"idx must have shape (B, T) with T >= 1, got {tuple(idx.shape)}")
-        B, T = idx.shape
-        if T > self.config.block_size:
-            raise ValueError(f"idx has T={T} positions, more than the context window block_size="
-                             f"{self.config.block_size}: keep only its last {self.config.block_size} tokens")
-        if idx.min() < 0 or idx.max() >= self.config.vocab_size:
-            raise ValueError(f"idx must hold ids in [0, vocab_size={self.config.vocab_size}), "
-                             f"got min {idx.min().item()} and max {idx.max().item()}")
+        B, T = _check_token_ids(idx, self.config.vocab_size, self.config.block_size)
         positions = torch.arange(T, device=idx.device)  # (T,)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(positions))  # (B, T, C) + (T, C) -> (B, T, C)
         mask = causal_mask(T, device=idx.device)  # (T, T), broadcast over (B, H)
@@ -159,6 +149,430 @@ class TinyGPT(nn.Module):
 
     def num_parameters(self) -> int:
         """The number of numbers the model learns (all parameters, trainable or frozen)."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def _check_token_ids(
+    idx: object, vocab_size: int, max_len: int, name: str = "idx", max_len_name: str = "block_size"
+) -> tuple[int, int]:
+    """``(B, T)`` of a valid batch of token ids ``idx``, else the error that says what is wrong.
+
+    Shared by every model of this module, so they all word their errors the same way.
+
+    >>> _check_token_ids(torch.tensor([[1, 2, 3]]), vocab_size=5, max_len=4)
+    (1, 3)
+    """
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
+    if idx.dtype != torch.long:
+        raise TypeError(f"{name} must be a LongTensor of token ids, got dtype {idx.dtype}")
+    if idx.dim() != 2 or idx.shape[1] < 1:
+        raise ValueError(f"{name} must have shape (B, T) with T >= 1, got {tuple(idx.shape)}")
+    B, T = idx.shape
+    if T > max_len:
+        raise ValueError(f"{name} has T={T} positions, more than the context window {max_len_name}="
+                         f"{max_len}: keep only its last {max_len} tokens")
+    if idx.numel() and (idx.min() < 0 or idx.max() >= vocab_size):
+        raise ValueError(f"{name} must hold ids in [0, vocab_size={vocab_size}), "
+                         f"got min {idx.min().item()} and max {idx.max().item()}")
+    return B, T
+
+
+def _check_companion(name: str, value: object, idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``value`` must be a tensor of ``dtype`` with the shape of the token ids ``idx`` (B, T)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {value.dtype}")
+    if value.shape != idx.shape:
+        raise ValueError(f"{name} must have the shape of idx {tuple(idx.shape)}, got {tuple(value.shape)}")
+    return value
+
+
+def _init_like_gpt2(model: nn.Module, *residual_streams: list[nn.Linear]) -> None:
+    """GPT-2's initialisation (Radford et al. 2019), as ``TinyGPT`` does it: normal(0, 0.02) weights, zero
+    biases, and the layers that write into a residual stream scaled by 1/sqrt(number of writes into that
+    stream), so its variance does not grow with depth (2 writes per block: 1/sqrt(2 n_layers))."""
+    model.apply(TinyGPT._init_weights)
+    for writes in residual_streams:
+        for layer in writes:
+            nn.init.normal_(layer.weight, mean=0.0, std=0.02 / math.sqrt(len(writes)))
+
+
+def padding_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """Where attention may look when ``ids (B, Tk)`` are keys: ``(B, 1, 1, Tk)``, False on ``pad_id``.
+
+    The two singleton dimensions broadcast over heads and queries: no query, in any head, may read a
+    padding token, which exists only to make rows of a batch the same length.
+
+    >>> padding_mask(torch.tensor([[5, 6, 0]]), pad_id=0).int().tolist()
+    [[[[1, 1, 0]]]]
+    """
+    return (ids != pad_id)[:, None, None, :]  # (B, Tk) -> (B, 1, 1, Tk)
+
+
+class TinyEncoder(nn.Module):
+    """A BERT-style bidirectional encoder (Devlin et al. 2019), made of ``TinyGPT``'s parts without the
+    causal mask: every position sees every other one, left and right.
+
+    Token + learned position (+ segment, when ``n_segments > 0``) embeddings, ``config.n_layers``
+    pre-LayerNorm ``Block``s, a final LayerNorm, and a masked-language-model head to vocabulary logits.
+
+    - ``forward(idx, segment_ids=None, return_attention=False, attention_mask=None)`` -> MLM logits
+      ``(B, T, V)`` (and the per-layer attention weights ``(B, H, T, T)``);
+    - ``encode(idx, segment_ids=None, attention_mask=None)`` -> hidden states ``(B, T, C)``; a sentence
+      classifier reads ``encode(...)[:, 0]``, the ``[CLS]`` position;
+    - ``segment_ids (B, T)`` in ``[0, n_segments)`` say which sentence each token belongs to (BERT's
+      sentence A / sentence B); omitted, they are all 0;
+    - ``attention_mask (B, T)`` bool, True = real token: padding is never attended to.
+
+    >>> encoder = TinyEncoder(GPTConfig(vocab_size=7, block_size=6, d_model=8, n_heads=2), n_segments=2)
+    >>> ids, segments = torch.tensor([[1, 4, 2, 5, 2]]), torch.tensor([[0, 0, 0, 1, 1]])
+    >>> tuple(encoder(ids, segments).shape), tuple(encoder.encode(ids, segments)[:, 0].shape)
+    ((1, 5, 7), (1, 8))
+    """
+
+    def __init__(self, config: GPTConfig, n_segments: int = 0) -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+        if isinstance(n_segments, bool) or not isinstance(n_segments, int):
+            raise TypeError(f"n_segments must be an int, got {type(n_segments).__name__}")
+        if n_segments < 0:
+            raise ValueError(f"n_segments must be >= 0 (0 = no segment embeddings), got {n_segments}")
+        self.config, self.n_segments = config, n_segments
+        C = config.d_model
+        self.tok_emb = nn.Embedding(config.vocab_size, C)
+        self.pos_emb = nn.Embedding(config.block_size, C)
+        self.seg_emb = nn.Embedding(n_segments, C) if n_segments else None
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.ln_f = nn.LayerNorm(C, bias=config.bias)
+        self.mlm_head = nn.Linear(C, config.vocab_size, bias=False)
+        _init_like_gpt2(self, [layer for b in self.blocks for layer in (b.attn.out_proj, b.mlp[2])])
+
+    def _hidden(
+        self, idx: torch.Tensor, segment_ids: torch.Tensor | None, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        B, T = _check_token_ids(idx, self.config.vocab_size, self.config.block_size)
+        x = self.tok_emb(idx) + self.pos_emb(torch.arange(T, device=idx.device))  # (B, T, C) + (T, C)
+        if segment_ids is not None:
+            if self.seg_emb is None:
+                raise ValueError("segment_ids given, but this encoder has no segment embeddings "
+                                 "(build it with n_segments >= 1)")
+            _check_companion("segment_ids", segment_ids, idx, torch.long)
+            if segment_ids.min() < 0 or segment_ids.max() >= self.n_segments:
+                raise ValueError(f"segment_ids must be in [0, n_segments={self.n_segments}), got min "
+                                 f"{segment_ids.min().item()} and max {segment_ids.max().item()}")
+            x = x + self.seg_emb(segment_ids)  # BERT adds a learned "which sentence" vector (B, T, C)
+        elif self.seg_emb is not None:
+            x = x + self.seg_emb.weight[0]  # no segment ids: every token is in segment 0, as in BERT
+        mask = None  # bidirectional: no causal mask, every query may read every key
+        if attention_mask is not None:
+            _check_companion("attention_mask", attention_mask, idx, torch.bool)
+            mask = attention_mask[:, None, None, :]  # (B, T) -> (B, 1, 1, T): no query reads padding
+        x = self.drop(x)
+        attention = []
+        for block in self.blocks:
+            x, weights = block(x, mask)  # (B, T, C), (B, H, T, T)
+            attention.append(weights)
+        return self.ln_f(x), attention
+
+    def encode(
+        self, idx: torch.Tensor, segment_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``idx (B, T)`` -> contextual vectors ``(B, T, C)`` after the final LayerNorm."""
+        return self._hidden(idx, segment_ids, attention_mask)[0]
+
+    def forward(
+        self, idx: torch.Tensor, segment_ids: torch.Tensor | None = None, return_attention: bool = False,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """``idx (B, T)`` -> MLM logits ``(B, T, V)`` [, per-layer attention weights ``(B, H, T, T)``]."""
+        hidden, attention = self._hidden(idx, segment_ids, attention_mask)
+        logits = self.mlm_head(hidden)  # (B, T, C) -> (B, T, V)
+        return (logits, attention) if return_attention else logits
+
+    def num_parameters(self) -> int:
+        """The number of numbers the model learns."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def segment_ids_from_separators(idx: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """BERT's segment ids for ``[CLS] A [SEP] B [SEP]`` inputs ``idx (B, T)``: 0 up to and including the
+    first ``[SEP]``, 1 after it (and everything after a second ``[SEP]`` stays 1).
+
+    >>> segment_ids_from_separators(torch.tensor([[9, 4, 5, 8, 6, 8]]), sep_id=8).tolist()
+    [[0, 0, 0, 0, 1, 1]]
+    """
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"idx must be a torch.Tensor of token ids, got {type(idx).__name__}")
+    if idx.dim() != 2:
+        raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+    is_sep = (idx == sep_id).long()  # (B, T)
+    seps_before = is_sep.cumsum(dim=1) - is_sep  # (B, T): [SEP]s strictly before each position
+    return seps_before.clamp(max=1)
+
+
+class SentencePairClassifier(nn.Module):
+    """BERT's sentence-pair head (Devlin et al. 2019, used for next sentence prediction): the ``[CLS]``
+    hidden state of a ``TinyEncoder``, through a "pooler" (linear + tanh), to ``n_classes`` logits.
+
+    ``forward(idx (B, T), segment_ids=None, attention_mask=None)`` -> logits ``(B, n_classes)``. Without
+    ``segment_ids``, they are read off the ``[SEP]`` tokens (``segment_ids_from_separators``), so that
+    a training loop can pass the token ids alone.
+
+    >>> encoder = TinyEncoder(GPTConfig(vocab_size=7, block_size=6, d_model=8, n_heads=2), n_segments=2)
+    >>> tuple(SentencePairClassifier(encoder, sep_id=2)(torch.tensor([[1, 4, 2, 5, 2]])).shape)
+    (1, 2)
+    """
+
+    def __init__(self, encoder: TinyEncoder, sep_id: int, n_classes: int = 2) -> None:
+        super().__init__()
+        if not isinstance(encoder, TinyEncoder):
+            raise TypeError(f"encoder must be a TinyEncoder, got {type(encoder).__name__}")
+        if encoder.n_segments < 2:
+            raise ValueError(f"encoder must have n_segments >= 2 (sentences A and B), "
+                             f"got {encoder.n_segments}")
+        if isinstance(sep_id, bool) or not isinstance(sep_id, int):
+            raise TypeError(f"sep_id must be an int, got {type(sep_id).__name__}")
+        if not 0 <= sep_id < encoder.config.vocab_size:
+            raise ValueError(f"sep_id must be a token id in [0, {encoder.config.vocab_size}), got {sep_id}")
+        check_positive_int("n_classes", n_classes)
+        C = encoder.config.d_model
+        self.encoder, self.sep_id = encoder, sep_id
+        self.pooler = nn.Linear(C, C)
+        self.classifier = nn.Linear(C, n_classes)
+
+    def forward(
+        self, idx: torch.Tensor, segment_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``idx (B, T)`` -> class logits ``(B, n_classes)`` from the ``[CLS]`` position 0."""
+        if segment_ids is None:
+            _check_token_ids(idx, self.encoder.config.vocab_size, self.encoder.config.block_size)
+            segment_ids = segment_ids_from_separators(idx, self.sep_id)
+        cls = self.encoder.encode(idx, segment_ids, attention_mask)[:, 0]  # (B, T, C) -> (B, C)
+        return self.classifier(torch.tanh(self.pooler(cls)))  # (B, C) -> (B, n_classes)
+
+
+@dataclass
+class Seq2SeqConfig:
+    """The sizes of a ``TinySeq2Seq``: source and target vocabularies and lengths, and the transformer's.
+
+    ``pad_id`` is the padding id of both vocabularies (``WordTokenizer`` puts ``<pad>`` at 0).
+
+    >>> Seq2SeqConfig(src_vocab_size=30, tgt_vocab_size=14, max_src_len=4, max_tgt_len=5).n_heads
+    4
+    """
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    max_src_len: int
+    max_tgt_len: int
+    d_model: int = 64
+    n_heads: int = 4
+    n_encoder_layers: int = 2
+    n_decoder_layers: int = 2
+    dropout: float = 0.0
+    bias: bool = True
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        self.encoder_config(), self.decoder_config()  # GPTConfig validates the shared fields
+        if isinstance(self.pad_id, bool) or not isinstance(self.pad_id, int):
+            raise TypeError(f"pad_id must be an int, got {type(self.pad_id).__name__}")
+        if not 0 <= self.pad_id < min(self.src_vocab_size, self.tgt_vocab_size):
+            raise ValueError(f"pad_id must be a token id of both vocabularies, in [0, "
+                             f"{min(self.src_vocab_size, self.tgt_vocab_size)}), got {self.pad_id}")
+
+    def _stack(self, vocab_size: int, block_size: int, n_layers: int, names: str) -> GPTConfig:
+        try:
+            return GPTConfig(vocab_size, block_size, self.d_model, self.n_heads, n_layers, self.dropout,
+                             self.bias)
+        except (TypeError, ValueError) as error:  # name the Seq2SeqConfig fields, not GPTConfig's
+            for gpt_name, ours in zip(("vocab_size", "block_size", "n_layers"), names.split(), strict=True):
+                error.args = (str(error).replace(gpt_name, ours),)
+            raise
+
+    def encoder_config(self) -> GPTConfig:
+        """The encoder stack's sizes as a ``GPTConfig`` (its ``Block``s are ``TinyGPT``'s)."""
+        return self._stack(self.src_vocab_size, self.max_src_len, self.n_encoder_layers,
+                           "src_vocab_size max_src_len n_encoder_layers")
+
+    def decoder_config(self) -> GPTConfig:
+        """The decoder stack's sizes as a ``GPTConfig``."""
+        return self._stack(self.tgt_vocab_size, self.max_tgt_len, self.n_decoder_layers,
+                           "tgt_vocab_size max_tgt_len n_decoder_layers")
+
+
+class DecoderBlock(nn.Module):
+    """A pre-LN decoder block of the original Transformer (Vaswani et al. 2017, figure 1): causal
+    self-attention over what has been written so far, then cross-attention from those positions to the
+    encoder's output (queries from the decoder, keys and values from the source), then the MLP."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        C = config.d_model
+        self.ln1 = nn.LayerNorm(C, bias=config.bias)
+        self.self_attn = MultiHeadAttention(C, config.n_heads, bias=config.bias)
+        self.ln2 = nn.LayerNorm(C, bias=config.bias)
+        self.cross_attn = MultiHeadAttention(C, config.n_heads, bias=config.bias)
+        self.ln3 = nn.LayerNorm(C, bias=config.bias)
+        self.mlp = nn.Sequential(nn.Linear(C, 4 * C, bias=config.bias), nn.GELU(),
+                                 nn.Linear(4 * C, C, bias=config.bias))
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor, cross_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x (B, T, C)``, ``memory (B, S, C)`` -> ``(x, self weights (B, H, T, T), cross (B, H, T, S))``."""
+        attended, self_weights = self.self_attn(self.ln1(x), mask=self_mask)
+        x = x + self.dropout(attended)
+        # the encoder's output is already normalised (its final LayerNorm): only the queries get ln2
+        attended, cross_weights = self.cross_attn(self.ln2(x), context=memory, mask=cross_mask)
+        x = x + self.dropout(attended)
+        x = x + self.dropout(self.mlp(self.ln3(x)))
+        return x, self_weights, cross_weights
+
+
+@dataclass
+class Seq2SeqAttention:
+    """Every attention map of one ``TinySeq2Seq`` forward pass, one tensor per layer."""
+
+    encoder: list[torch.Tensor]  # (B, H, S, S): the source reads itself, both directions
+    decoder_self: list[torch.Tensor]  # (B, H, T, T): the target reads its own past (causal)
+    cross: list[torch.Tensor]  # (B, H, T, S): each target position reads the source
+
+
+class TinySeq2Seq(nn.Module):
+    """An encoder-decoder transformer (Vaswani et al. 2017), pre-LN, small enough to train in seconds.
+
+    The **encoder** reads the whole source at once (bidirectional ``Block``s, padding masked out); the
+    **decoder** writes the target one token at a time: causal self-attention over its own past, and
+    cross-attention to the encoder's output. Source and target lengths are independent.
+
+    - ``forward(src (B, S), tgt_in (B, T), return_attention=False)`` -> logits ``(B, T, V_tgt)`` where
+      position ``t`` predicts target token ``t + 1`` (``tgt_in`` starts with ``<bos>``: teacher forcing);
+      with ``return_attention`` also a ``Seq2SeqAttention``;
+    - ``generate(src, max_new_tokens, bos_id, eos_id)`` -> greedy output ``(B, T')``, ``<bos>`` first.
+
+    >>> config = Seq2SeqConfig(src_vocab_size=9, tgt_vocab_size=6, max_src_len=5, max_tgt_len=4,
+    ...                        d_model=8, n_heads=2, n_encoder_layers=1, n_decoder_layers=1)
+    >>> model = TinySeq2Seq(config)
+    >>> src, tgt_in = torch.tensor([[3, 4, 5, 0, 0]]), torch.tensor([[1, 4]])
+    >>> logits, attention = model(src, tgt_in, return_attention=True)
+    >>> tuple(logits.shape), tuple(attention.cross[0].shape)     # (B, T, V_tgt), (B, H, T, S)
+    ((1, 2, 6), (1, 2, 2, 5))
+    >>> attention.cross[0][0, :, :, 3:].abs().sum().item()       # the two padded source positions
+    0.0
+    """
+
+    def __init__(self, config: Seq2SeqConfig) -> None:
+        super().__init__()
+        if not isinstance(config, Seq2SeqConfig):
+            raise TypeError(f"config must be a Seq2SeqConfig, got {type(config).__name__}")
+        self.config = config
+        enc, dec, C = config.encoder_config(), config.decoder_config(), config.d_model
+        self.src_tok_emb = nn.Embedding(config.src_vocab_size, C)
+        self.src_pos_emb = nn.Embedding(config.max_src_len, C)
+        self.encoder_blocks = nn.ModuleList(Block(enc) for _ in range(config.n_encoder_layers))
+        self.encoder_ln = nn.LayerNorm(C, bias=config.bias)
+        self.tgt_tok_emb = nn.Embedding(config.tgt_vocab_size, C)
+        self.tgt_pos_emb = nn.Embedding(config.max_tgt_len, C)
+        self.decoder_blocks = nn.ModuleList(DecoderBlock(dec) for _ in range(config.n_decoder_layers))
+        self.decoder_ln = nn.LayerNorm(C, bias=config.bias)
+        self.lm_head = nn.Linear(C, config.tgt_vocab_size, bias=False)
+        self.drop = nn.Dropout(config.dropout)
+        _init_like_gpt2(
+            self,
+            [layer for b in self.encoder_blocks for layer in (b.attn.out_proj, b.mlp[2])],
+            [layer for b in self.decoder_blocks for layer in (b.self_attn.out_proj, b.cross_attn.out_proj,
+                                                              b.mlp[2])],
+        )
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``src (B, S)`` -> ``(memory (B, S, C), encoder attention per layer (B, H, S, S))``."""
+        c = self.config
+        _, S = _check_token_ids(src, c.src_vocab_size, c.max_src_len, "src", "max_src_len")
+        x = self.drop(self.src_tok_emb(src) + self.src_pos_emb(torch.arange(S, device=src.device)))
+        mask = padding_mask(src, c.pad_id)  # (B, 1, 1, S): every source token reads every real one
+        attention = []
+        for block in self.encoder_blocks:
+            x, weights = block(x, mask)  # (B, S, C), (B, H, S, S)
+            attention.append(weights)
+        return self.encoder_ln(x), attention
+
+    def decode(
+        self, tgt_in: torch.Tensor, memory: torch.Tensor, src: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """``tgt_in (B, T)`` and the encoder's ``memory (B, S, C)`` of ``src (B, S)`` -> ``(logits
+        (B, T, V_tgt), self-attention (B, H, T, T) per layer, cross-attention (B, H, T, S) per layer)``."""
+        c = self.config
+        B, T = _check_token_ids(tgt_in, c.tgt_vocab_size, c.max_tgt_len, "tgt_in", "max_tgt_len")
+        if B != src.shape[0]:
+            raise ValueError(f"src and tgt_in must have the same batch size, got {src.shape[0]} and {B}")
+        x = self.drop(self.tgt_tok_emb(tgt_in) + self.tgt_pos_emb(torch.arange(T, device=tgt_in.device)))
+        # causal (no peeking at the next token) and no padding, combined: (T, T) & (B, 1, 1, T)
+        self_mask = causal_mask(T, device=tgt_in.device) & padding_mask(tgt_in, c.pad_id)  # (B, 1, T, T)
+        cross_mask = padding_mask(src, c.pad_id)  # (B, 1, 1, S)
+        self_attention, cross_attention = [], []
+        for block in self.decoder_blocks:
+            x, self_weights, cross_weights = block(x, memory, self_mask, cross_mask)
+            self_attention.append(self_weights)
+            cross_attention.append(cross_weights)
+        return self.lm_head(self.decoder_ln(x)), self_attention, cross_attention  # (B, T, V_tgt)
+
+    def forward(
+        self, src: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, Seq2SeqAttention]:
+        """``src (B, S)``, ``tgt_in (B, T)`` -> logits ``(B, T, V_tgt)`` [, ``Seq2SeqAttention``]."""
+        memory, encoder_attention = self.encode(src)
+        logits, self_attention, cross_attention = self.decode(tgt_in, memory, src)
+        if return_attention:
+            return logits, Seq2SeqAttention(encoder_attention, self_attention, cross_attention)
+        return logits
+
+    @torch.no_grad()
+    def generate(self, src: torch.Tensor, max_new_tokens: int, bos_id: int, eos_id: int) -> torch.Tensor:
+        """Greedy decoding: start every row with ``bos_id``, append the most probable next token, stop a
+        row at ``eos_id`` (its later positions are ``pad_id``) and the batch when every row has stopped
+        or after ``max_new_tokens``. Returns ``(B, 1 + steps taken)``, ``<bos>`` first, ``<eos>`` kept.
+
+        The source is encoded once; only the decoder runs at every step. The model's train/eval mode is
+        restored afterwards (it runs in eval mode, without dropout).
+        """
+        c = self.config
+        check_positive_int("max_new_tokens", max_new_tokens)
+        if max_new_tokens > c.max_tgt_len:
+            raise ValueError(f"max_new_tokens must be <= max_tgt_len={c.max_tgt_len} (the decoder reads "
+                             f"at most that many positions), got {max_new_tokens}")
+        for name, value in (("bos_id", bos_id), ("eos_id", eos_id)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if not 0 <= value < c.tgt_vocab_size:
+                raise ValueError(f"{name} must be a target token id in [0, {c.tgt_vocab_size}), got {value}")
+        was_training = self.training
+        self.eval()
+        try:
+            memory, _ = self.encode(src)  # (B, S, C), computed once
+            out = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
+            done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)  # (B,)
+            for _ in range(max_new_tokens):
+                logits, _, _ = self.decode(out, memory, src)  # (B, t, V_tgt)
+                next_id = logits[:, -1].argmax(dim=-1)  # (B,): the last position predicts the next token
+                next_id = next_id.masked_fill(done, c.pad_id)  # finished rows only pad
+                out = torch.cat([out, next_id[:, None]], dim=1)  # (B, t) -> (B, t + 1)
+                done = done | (next_id == eos_id)
+                if done.all():
+                    break
+        finally:
+            self.train(was_training)
+        return out
+
+    def num_parameters(self) -> int:
+        """The number of numbers the model learns."""
         return sum(p.numel() for p in self.parameters())
 
 
@@ -300,7 +714,7 @@ def course_language_model(device: torch.device | str | None = None,
 
     >>> course = course_language_model(device="cpu")
     >>> course.decode(course.encode("the cat")), course(course.encode("the cat")).shape[-1]
-    ('the cat', 49)
+    ('the cat', 50)
     """
     path = Path(path)
     if not path.exists():
