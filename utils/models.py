@@ -116,12 +116,7 @@ class TinyGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(config.d_model, bias=config.bias)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.apply(self._init_weights)
-        # GPT-2 (Radford et al. 2019) scales the layers that write into the residual stream by
-        # 1/sqrt(2 n_layers), so the stream's variance does not grow with depth.
-        for block in self.blocks:
-            for layer in (block.attn.out_proj, block.mlp[2]):
-                nn.init.normal_(layer.weight, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layers))
+        _init_like_gpt2(self, [layer for b in self.blocks for layer in (b.attn.out_proj, b.mlp[2])])
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -140,16 +135,25 @@ class TinyGPT(nn.Module):
         positions = torch.arange(T, device=idx.device)  # (T,)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(positions))  # (B, T, C) + (T, C) -> (B, T, C)
         mask = causal_mask(T, device=idx.device)  # (T, T), broadcast over (B, H)
-        attention = []
-        for block in self.blocks:
-            x, weights = block(x, mask)  # (B, T, C), (B, H, T, T)
-            attention.append(weights)
+        x, attention = _run_blocks(self.blocks, x, mask)  # (B, T, C), per layer (B, H, T, T)
         logits = self.lm_head(self.ln_f(x))  # (B, T, C) -> (B, T, V)
         return (logits, attention) if return_attention else logits
 
     def num_parameters(self) -> int:
         """The number of numbers the model learns (all parameters, trainable or frozen)."""
         return sum(p.numel() for p in self.parameters())
+
+
+def _run_blocks(
+    blocks: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run ``x (B, T, C)`` through a stack of ``Block``s with one ``mask``; return the output and each
+    layer's attention weights ``(B, H, T, T)``, so every model can hand them to a heatmap."""
+    attention = []
+    for block in blocks:
+        x, weights = block(x, mask)  # (B, T, C), (B, H, T, T)
+        attention.append(weights)
+    return x, attention
 
 
 def _check_token_ids(
@@ -271,11 +275,7 @@ class TinyEncoder(nn.Module):
         if attention_mask is not None:
             _check_companion("attention_mask", attention_mask, idx, torch.bool)
             mask = attention_mask[:, None, None, :]  # (B, T) -> (B, 1, 1, T): no query reads padding
-        x = self.drop(x)
-        attention = []
-        for block in self.blocks:
-            x, weights = block(x, mask)  # (B, T, C), (B, H, T, T)
-            attention.append(weights)
+        x, attention = _run_blocks(self.blocks, self.drop(x), mask)  # (B, T, C), per layer (B, H, T, T)
         return self.ln_f(x), attention
 
     def encode(
@@ -498,10 +498,7 @@ class TinySeq2Seq(nn.Module):
         _, S = _check_token_ids(src, c.src_vocab_size, c.max_src_len, "src", "max_src_len")
         x = self.drop(self.src_tok_emb(src) + self.src_pos_emb(torch.arange(S, device=src.device)))
         mask = padding_mask(src, c.pad_id)  # (B, 1, 1, S): every source token reads every real one
-        attention = []
-        for block in self.encoder_blocks:
-            x, weights = block(x, mask)  # (B, S, C), (B, H, S, S)
-            attention.append(weights)
+        x, attention = _run_blocks(self.encoder_blocks, x, mask)  # (B, S, C), per layer (B, H, S, S)
         return self.encoder_ln(x), attention
 
     def decode(
