@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 
+from ._validation import check_positive_int
+
 __all__ = [
     "VerbSpec",
     "AGENTS",
@@ -329,13 +331,6 @@ _TENS: tuple[str, ...] = ("", "", "twenty", "thirty", "forty", "fifty", "sixty",
                           "ninety")
 
 
-def _check_count(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-
-
 def number_to_words(n: int) -> str:
     """``n`` in 0..999 spelled out in English words, without "and" or hyphens.
 
@@ -381,7 +376,7 @@ def spelled_number_pairs(n: int, seed: int = 0, max_value: int = 999) -> list[tu
     >>> sorted(spelled_number_pairs(3, max_value=2))
     [('one', '1'), ('two', '2'), ('zero', '0')]
     """
-    _check_count("n", n)
+    check_positive_int("n", n)
     if isinstance(max_value, bool) or not isinstance(max_value, int):
         raise TypeError(f"max_value must be an int, got {type(max_value).__name__}")
     if not 0 <= max_value <= 999:
@@ -445,7 +440,7 @@ def tiny_world_stories(n: int, seed: int = 0) -> list[tuple[str, str]]:
     >>> story_continues(a, b)
     True
     """
-    _check_count("n", n)
+    check_positive_int("n", n)
     rng = random.Random(seed)
     return [_story(rng) for _ in range(n)]
 
@@ -463,7 +458,7 @@ def nsp_pairs(n: int, seed: int = 0) -> list[tuple[str, str, int]]:
     >>> [label for _, _, label in nsp_pairs(6, seed=0)]
     [0, 1, 1, 0, 1, 1]
     """
-    _check_count("n", n)
+    check_positive_int("n", n)
     rng = random.Random(seed)  # one generator for stories, coins and random sentences: no correlations
     pairs = []
     for _ in range(n):

@@ -182,6 +182,15 @@ def _check_token_ids(
     return B, T
 
 
+def _check_token_id(name: str, value: object, vocab_size: int, what: str) -> None:
+    """``TypeError`` unless ``value`` is an int (bools excluded), ``ValueError`` unless it is in
+    ``[0, vocab_size)``; ``what`` says which ids are meant ("a target token id")."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 0 <= value < vocab_size:
+        raise ValueError(f"{name} must be {what} in [0, {vocab_size}), got {value}")
+
+
 def _check_companion(name: str, value: object, idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``value`` must be a tensor of ``dtype`` with the shape of the token ids ``idx`` (B, T)."""
     if not isinstance(value, torch.Tensor):
@@ -335,10 +344,7 @@ class SentencePairClassifier(nn.Module):
         if encoder.n_segments < 2:
             raise ValueError(f"encoder must have n_segments >= 2 (sentences A and B), "
                              f"got {encoder.n_segments}")
-        if isinstance(sep_id, bool) or not isinstance(sep_id, int):
-            raise TypeError(f"sep_id must be an int, got {type(sep_id).__name__}")
-        if not 0 <= sep_id < encoder.config.vocab_size:
-            raise ValueError(f"sep_id must be a token id in [0, {encoder.config.vocab_size}), got {sep_id}")
+        _check_token_id("sep_id", sep_id, encoder.config.vocab_size, "a token id")
         check_positive_int("n_classes", n_classes)
         C = encoder.config.d_model
         self.encoder, self.sep_id = encoder, sep_id
@@ -381,11 +387,8 @@ class Seq2SeqConfig:
 
     def __post_init__(self) -> None:
         self.encoder_config(), self.decoder_config()  # GPTConfig validates the shared fields
-        if isinstance(self.pad_id, bool) or not isinstance(self.pad_id, int):
-            raise TypeError(f"pad_id must be an int, got {type(self.pad_id).__name__}")
-        if not 0 <= self.pad_id < min(self.src_vocab_size, self.tgt_vocab_size):
-            raise ValueError(f"pad_id must be a token id of both vocabularies, in [0, "
-                             f"{min(self.src_vocab_size, self.tgt_vocab_size)}), got {self.pad_id}")
+        _check_token_id("pad_id", self.pad_id, min(self.src_vocab_size, self.tgt_vocab_size),
+                        "a token id of both vocabularies,")
 
     def _stack(self, vocab_size: int, block_size: int, n_layers: int, names: str) -> GPTConfig:
         try:
@@ -546,10 +549,7 @@ class TinySeq2Seq(nn.Module):
             raise ValueError(f"max_new_tokens must be <= max_tgt_len={c.max_tgt_len} (the decoder reads "
                              f"at most that many positions), got {max_new_tokens}")
         for name, value in (("bos_id", bos_id), ("eos_id", eos_id)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if not 0 <= value < c.tgt_vocab_size:
-                raise ValueError(f"{name} must be a target token id in [0, {c.tgt_vocab_size}), got {value}")
+            _check_token_id(name, value, c.tgt_vocab_size, "a target token id")
         was_training = self.training
         self.eval()
         try:
