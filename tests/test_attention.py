@@ -230,6 +230,41 @@ def test_cross_attention_uses_context_for_keys_and_values(g):
     assert weights.shape == (2, 2, 3, 5)
 
 
+@pytest.mark.parametrize("mask_kind", ["none", "causal", "padding"])
+def test_the_fused_fast_path_equals_the_readable_path_with_gradients(g, mask_kind):
+    # need_weights=False goes through F.scaled_dot_product_attention: the same function, other rounding
+    torch.manual_seed(2)
+    mha = MultiHeadAttention(d_model=16, n_heads=4)
+    x = torch.randn(3, 6, 16, generator=g)
+    context = torch.randn(3, 5, 16, generator=g) if mask_kind == "padding" else None
+    keys = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]).bool()  # (B, Tk): padded keys
+    mask = {"none": None, "causal": causal_mask(6), "padding": keys[:, None, None]}  # (B, 1, 1, Tk)
+    results = []
+    for need_weights in (True, False):
+        xi = x.clone().requires_grad_(True)
+        mha.zero_grad()
+        out, weights = mha(xi, context=context, mask=mask[mask_kind], need_weights=need_weights)
+        assert (weights is None) == (not need_weights)
+        (out * torch.linspace(-1, 1, 16)).sum().backward()
+        results.append((out.detach(), xi.grad, [p.grad.clone() for p in mha.parameters()]))
+    (slow_out, slow_dx, slow_dp), (fast_out, fast_dx, fast_dp) = results
+    torch.testing.assert_close(fast_out, slow_out, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fast_dx, slow_dx, atol=1e-6, rtol=1e-5)
+    for fast, slow in zip(fast_dp, slow_dp, strict=True):
+        torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)
+
+
+def test_the_fast_path_checks_its_mask_and_flag(g):
+    mha = MultiHeadAttention(d_model=8, n_heads=2)
+    x = torch.randn(1, 3, 8, generator=g)
+    with pytest.raises(ValueError, match="mask must broadcast"):
+        mha(x, mask=torch.ones(4, 4, dtype=torch.bool), need_weights=False)
+    with pytest.raises(ValueError, match="mask must be a boolean"):
+        mha(x, mask=torch.ones(3, 3), need_weights=False)
+    with pytest.raises(TypeError, match="need_weights must be a bool"):
+        mha(x, need_weights=0)
+
+
 def test_multi_head_attention_has_the_api_submodules_and_validates():
     mha = MultiHeadAttention(12, 3, bias=False)
     for name in ("q_proj", "k_proj", "v_proj", "out_proj"):

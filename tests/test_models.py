@@ -72,6 +72,23 @@ def test_the_model_uses_the_library_attention_path(model):
     torch.testing.assert_close(attention[0], expected)
 
 
+def test_training_path_and_heatmap_path_give_the_same_logits_and_gradients(model):
+    # without return_attention the blocks use the fused attention; the function is the same
+    idx = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(2))
+    fast = model(idx)
+    slow, attention = model(idx, return_attention=True)
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)
+    assert len(attention) == model.config.n_layers
+    grads = []
+    for want_weights in (False, True):
+        model.zero_grad()
+        out = model(idx, return_attention=want_weights)
+        (out[0] if want_weights else out).logsumexp(-1).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
 def test_num_parameters_by_hand():
     V, T, C, L = 11, 8, 16, 2
     per_block = (

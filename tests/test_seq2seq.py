@@ -118,6 +118,16 @@ def test_encoder_padding_mask_keeps_real_positions_unchanged(encoder):
     assert not torch.allclose(encoder.encode(padded)[:, :5], short)
 
 
+def test_encoder_fast_path_equals_the_heatmap_path_with_padding(encoder):
+    # without return_attention the blocks take the fused F.scaled_dot_product_attention
+    g = torch.Generator().manual_seed(3)
+    padded = torch.cat([random_ids(g, 2, 5, V), torch.full((2, 2), PAD)], dim=1)
+    real = padded != PAD
+    fast = encoder(padded, attention_mask=real)
+    slow, _ = encoder(padded, attention_mask=real, return_attention=True)
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)
+
+
 def test_segment_embeddings(encoder):
     idx = random_ids(torch.Generator().manual_seed(3), 2, 6, V)
     zeros = torch.zeros_like(idx)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ._validation import check_positive_int
 
@@ -213,11 +214,15 @@ class MultiHeadAttention(nn.Module):
         return t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, T, C) -> (B, H, T, D)
 
     def forward(
-        self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+        need_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x (B, T, C)``, ``context (B, Tk, C)`` or None, ``mask`` broadcastable to ``(B, H, T, Tk)``.
 
-        Returns ``(out (B, T, C), weights (B, H, T, Tk))``.
+        Returns ``(out (B, T, C), weights (B, H, T, Tk))``. With ``need_weights=False`` the weights are not
+        materialised: the heads go through PyTorch's fused ``F.scaled_dot_product_attention`` (the fast
+        path used for training, as nanoGPT's "flash" branch) and ``None`` is returned in their place. Both
+        paths compute the same function; they differ only in float rounding (``tests/test_attention.py``).
         """
         self._check_input("x", x)
         context = x if context is None else context
@@ -225,11 +230,18 @@ class MultiHeadAttention(nn.Module):
         if context.shape[0] != x.shape[0]:
             raise ValueError(f"context must have the same batch size as x, got {context.shape[0]} "
                              f"and {x.shape[0]}")
+        if not isinstance(need_weights, bool):
+            raise TypeError(f"need_weights must be a bool, got {type(need_weights).__name__}")
         B, T, C = x.shape
         q = self._split_heads(self.q_proj(x))  # (B, H, T, D)
         k = self._split_heads(self.k_proj(context))  # (B, H, Tk, D)
         v = self._split_heads(self.v_proj(context))  # (B, H, Tk, D)
-        out, weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, H, T, D), (B, H, T, Tk)
+        if need_weights:
+            out, weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, H, T, D), (B, H, T, Tk)
+        else:
+            if mask is not None:
+                _check_mask(mask, torch.Size((B, self.n_heads, T, k.shape[-2])))
+            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None  # (B, H, T, D)
         out = out.transpose(1, 2).reshape(B, T, C)  # (B, H, T, D) -> (B, T, H, D) -> (B, T, C)
         return self.out_proj(out), weights
 

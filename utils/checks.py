@@ -1,4 +1,4 @@
-"""The exercise checker behind every "Your turn" cell.
+"""The exercise checker behind every "Your turn" cell, and ``claim``, the assert behind every measured figure.
 
 ``check_exercise`` runs a student's function and the course's reference on the same random inputs and
 prints exactly one line:
@@ -14,6 +14,9 @@ It never raises (a student's bug must not stop the rest of the notebook from run
 from __future__ import annotations
 
 import copy
+import json
+import math
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +24,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckResult", "check_exercise", "default_compare", "PASSED", "NOT_ATTEMPTED", "FAILED"]
+__all__ = ["CheckResult", "check_exercise", "default_compare", "PASSED", "NOT_ATTEMPTED", "FAILED", "claim",
+           "ClaimFailed", "CLAIMS_LOG_ENV"]
 
 PASSED, NOT_ATTEMPTED, FAILED = "passed", "not attempted", "failed"
 
@@ -129,3 +133,76 @@ def _report(name: str, status: str, message: str) -> CheckResult:
     icon = {PASSED: "✅", NOT_ATTEMPTED: "⏳", FAILED: "❌"}[status]
     print(f"{icon} {name}: {message}")
     return CheckResult(name, status, message)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Claims about measured figures
+# ----------------------------------------------------------------------------------------------------
+
+CLAIMS_LOG_ENV = "COURSE_CLAIMS_LOG"  # when set, every claim appends one JSON line to this file
+
+_BOUNDS = {"above": (">", lambda v, t: v > t), "at_least": ("≥", lambda v, t: v >= t),
+           "below": ("<", lambda v, t: v < t), "at_most": ("≤", lambda v, t: v <= t)}
+
+
+class ClaimFailed(AssertionError):
+    """A measured figure missed its bound: the message says what, the measured value and the bound."""
+
+
+def claim(what: str, value: float, *, above: float | None = None, at_least: float | None = None,
+          below: float | None = None, at_most: float | None = None) -> float:
+    """Assert that a measured figure ``value`` keeps its bound(s), with a message that says by how much.
+
+    A notebook states what holds for *any* honest run of its recipe (a floor with a margin, a direction),
+    never a detail of one run, and checks it with ``claim`` instead of a bare ``assert``: if it ever
+    fails on a student's machine, they read what was measured against what was expected, e.g.
+    ``held-out exact match: measured 0.931, expected ≥ 0.95``. Several bounds may be given at once
+    (``above=1.5, below=2.5``). Returns ``value``, so a cell can print it.
+
+    When the environment variable ``COURSE_CLAIMS_LOG`` names a file, every claim (kept or not) appends
+    one JSON line to it: that is how ``python -m utils.robustness`` reports the tightest margins seen
+    across seeds and CPU kernel paths.
+
+    >>> claim("accuracy", 0.97, at_least=0.9)
+    0.97
+    >>> claim("slope", 2.6, above=1.5, below=2.5)
+    Traceback (most recent call last):
+    ...
+    utils.checks.ClaimFailed: slope: measured 2.6, expected < 2.5 (missed by 0.1)
+    """
+    if not isinstance(what, str) or not what:
+        raise TypeError("what must be a non-empty string that names the measured figure")
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"value must be a single number, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"value must be a number, got {type(value).__name__}")
+    bounds = {name: bound for name, bound in (("above", above), ("at_least", at_least), ("below", below),
+                                              ("at_most", at_most)) if bound is not None}
+    if not bounds:
+        raise ValueError("give at least one bound: above=, at_least=, below= or at_most=")
+    value = float(value)
+    failures = []
+    for name, bound in bounds.items():
+        symbol, holds = _BOUNDS[name]
+        kept = not math.isnan(value) and holds(value, float(bound))
+        _log_claim(what, value, name, float(bound), kept)
+        if not kept:
+            failures.append(f"expected {symbol} {bound:.4g} (missed by {abs(value - bound):.2g})")
+    if failures:
+        raise ClaimFailed(f"{what}: measured {value:.4g}, " + "; ".join(failures))
+    return value
+
+
+def _log_claim(what: str, value: float, bound_name: str, bound: float, kept: bool) -> None:
+    path = os.environ.get(CLAIMS_LOG_ENV)
+    if not path:
+        return
+    # the margin in the bound's own direction: > 0 kept, < 0 missed; relative to the bound's size
+    margin = (value - bound) if bound_name in ("above", "at_least") else (bound - value)
+    scale = max(abs(bound), abs(value), 1e-12)
+    record = {"what": what, "value": value, "bound": bound_name, "threshold": bound, "kept": kept,
+              "margin": margin, "relative_margin": margin / scale}
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")

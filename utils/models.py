@@ -85,9 +85,12 @@ class Block(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, T, C)`` -> ``(x (B, T, C), attention weights (B, H, T, T))``."""
-        attended, weights = self.attn(self.ln1(x), mask=mask)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x (B, T, C)`` -> ``(x (B, T, C), attention weights (B, H, T, T))``; the weights are ``None``
+        with ``need_weights=False`` (the fused fast path, see ``MultiHeadAttention``)."""
+        attended, weights = self.attn(self.ln1(x), mask=mask, need_weights=need_weights)
         x = x + self.dropout(attended)
         x = x + self.dropout(self.mlp(self.ln2(x)))
         return x, weights
@@ -97,7 +100,8 @@ class TinyGPT(nn.Module):
     """A causal language model: ``forward(idx (B, T))`` -> next-token logits ``(B, T, vocab_size)``.
 
     ``return_attention=True`` also returns each layer's attention weights ``(B, H, T, T)``, so the
-    notebooks can draw where every head looks.
+    notebooks can draw where every head looks. Without it, attention takes PyTorch's fused fast path
+    (``F.scaled_dot_product_attention``), which is what training uses; the logits agree to float rounding.
 
     >>> model = TinyGPT(GPTConfig(vocab_size=5, block_size=4, d_model=8, n_heads=2, n_layers=3))
     >>> logits, attention = model(torch.tensor([[1, 2, 3]]), return_attention=True)
@@ -135,7 +139,7 @@ class TinyGPT(nn.Module):
         positions = torch.arange(T, device=idx.device)  # (T,)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(positions))  # (B, T, C) + (T, C) -> (B, T, C)
         mask = causal_mask(T, device=idx.device)  # (T, T), broadcast over (B, H)
-        x, attention = _run_blocks(self.blocks, x, mask)  # (B, T, C), per layer (B, H, T, T)
+        x, attention = _run_blocks(self.blocks, x, mask, return_attention)  # (B, T, C), [(B, H, T, T)]
         logits = self.lm_head(self.ln_f(x))  # (B, T, C) -> (B, T, V)
         return (logits, attention) if return_attention else logits
 
@@ -145,14 +149,16 @@ class TinyGPT(nn.Module):
 
 
 def _run_blocks(
-    blocks: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor | None
+    blocks: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = True
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run ``x (B, T, C)`` through a stack of ``Block``s with one ``mask``; return the output and each
-    layer's attention weights ``(B, H, T, T)``, so every model can hand them to a heatmap."""
+    layer's attention weights ``(B, H, T, T)``, so every model can hand them to a heatmap. With
+    ``need_weights=False`` the blocks take the fused fast path and the list is empty."""
     attention = []
     for block in blocks:
-        x, weights = block(x, mask)  # (B, T, C), (B, H, T, T)
-        attention.append(weights)
+        x, weights = block(x, mask, need_weights)  # (B, T, C), (B, H, T, T) or None
+        if need_weights:
+            attention.append(weights)
     return x, attention
 
 
@@ -265,7 +271,8 @@ class TinyEncoder(nn.Module):
         _init_like_gpt2(self, [layer for b in self.blocks for layer in (b.attn.out_proj, b.mlp[2])])
 
     def _hidden(
-        self, idx: torch.Tensor, segment_ids: torch.Tensor | None, attention_mask: torch.Tensor | None
+        self, idx: torch.Tensor, segment_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+        need_weights: bool,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         B, T = _check_token_ids(idx, self.config.vocab_size, self.config.block_size)
         x = self.tok_emb(idx) + self.pos_emb(torch.arange(T, device=idx.device))  # (B, T, C) + (T, C)
@@ -284,7 +291,7 @@ class TinyEncoder(nn.Module):
         if attention_mask is not None:
             _check_companion("attention_mask", attention_mask, idx, torch.bool)
             mask = attention_mask[:, None, None, :]  # (B, T) -> (B, 1, 1, T): no query reads padding
-        x, attention = _run_blocks(self.blocks, self.drop(x), mask)  # (B, T, C), per layer (B, H, T, T)
+        x, attention = _run_blocks(self.blocks, self.drop(x), mask, need_weights)  # (B, T, C), [(B, H, T, T)]
         return self.ln_f(x), attention
 
     def encode(
@@ -292,14 +299,14 @@ class TinyEncoder(nn.Module):
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``idx (B, T)`` -> contextual vectors ``(B, T, C)`` after the final LayerNorm."""
-        return self._hidden(idx, segment_ids, attention_mask)[0]
+        return self._hidden(idx, segment_ids, attention_mask, need_weights=False)[0]
 
     def forward(
         self, idx: torch.Tensor, segment_ids: torch.Tensor | None = None, return_attention: bool = False,
         attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """``idx (B, T)`` -> MLM logits ``(B, T, V)`` [, per-layer attention weights ``(B, H, T, T)``]."""
-        hidden, attention = self._hidden(idx, segment_ids, attention_mask)
+        hidden, attention = self._hidden(idx, segment_ids, attention_mask, need_weights=return_attention)
         logits = self.mlm_head(hidden)  # (B, T, C) -> (B, T, V)
         return (logits, attention) if return_attention else logits
 
@@ -428,13 +435,16 @@ class DecoderBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor, cross_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``x (B, T, C)``, ``memory (B, S, C)`` -> ``(x, self weights (B, H, T, T), cross (B, H, T, S))``."""
-        attended, self_weights = self.self_attn(self.ln1(x), mask=self_mask)
+        self, x: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor, cross_mask: torch.Tensor,
+        need_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``x (B, T, C)``, ``memory (B, S, C)`` -> ``(x, self weights (B, H, T, T), cross (B, H, T, S))``
+        (the weights ``None`` with ``need_weights=False``, the fused fast path)."""
+        attended, self_weights = self.self_attn(self.ln1(x), mask=self_mask, need_weights=need_weights)
         x = x + self.dropout(attended)
         # the encoder's output is already normalised (its final LayerNorm): only the queries get ln2
-        attended, cross_weights = self.cross_attn(self.ln2(x), context=memory, mask=cross_mask)
+        attended, cross_weights = self.cross_attn(self.ln2(x), context=memory, mask=cross_mask,
+                                                  need_weights=need_weights)
         x = x + self.dropout(attended)
         x = x + self.dropout(self.mlp(self.ln3(x)))
         return x, self_weights, cross_weights
@@ -495,20 +505,24 @@ class TinySeq2Seq(nn.Module):
                                                               b.mlp[2])],
         )
 
-    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``src (B, S)`` -> ``(memory (B, S, C), encoder attention per layer (B, H, S, S))``."""
+    def encode(
+        self, src: torch.Tensor, need_weights: bool = True
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``src (B, S)`` -> ``(memory (B, S, C), encoder attention per layer (B, H, S, S))`` (an empty
+        list with ``need_weights=False``, the fused fast path)."""
         c = self.config
         _, S = _check_token_ids(src, c.src_vocab_size, c.max_src_len, "src", "max_src_len")
         x = self.drop(self.src_tok_emb(src) + self.src_pos_emb(torch.arange(S, device=src.device)))
         mask = padding_mask(src, c.pad_id)  # (B, 1, 1, S): every source token reads every real one
-        x, attention = _run_blocks(self.encoder_blocks, x, mask)  # (B, S, C), per layer (B, H, S, S)
+        x, attention = _run_blocks(self.encoder_blocks, x, mask, need_weights)  # (B, S, C), [(B, H, S, S)]
         return self.encoder_ln(x), attention
 
     def decode(
-        self, tgt_in: torch.Tensor, memory: torch.Tensor, src: torch.Tensor
+        self, tgt_in: torch.Tensor, memory: torch.Tensor, src: torch.Tensor, need_weights: bool = True
     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """``tgt_in (B, T)`` and the encoder's ``memory (B, S, C)`` of ``src (B, S)`` -> ``(logits
-        (B, T, V_tgt), self-attention (B, H, T, T) per layer, cross-attention (B, H, T, S) per layer)``."""
+        (B, T, V_tgt), self-attention (B, H, T, T) per layer, cross-attention (B, H, T, S) per layer)``
+        (empty lists with ``need_weights=False``, the fused fast path)."""
         c = self.config
         B, T = _check_token_ids(tgt_in, c.tgt_vocab_size, c.max_tgt_len, "tgt_in", "max_tgt_len")
         if B != src.shape[0]:
@@ -519,17 +533,18 @@ class TinySeq2Seq(nn.Module):
         cross_mask = padding_mask(src, c.pad_id)  # (B, 1, 1, S)
         self_attention, cross_attention = [], []
         for block in self.decoder_blocks:
-            x, self_weights, cross_weights = block(x, memory, self_mask, cross_mask)
-            self_attention.append(self_weights)
-            cross_attention.append(cross_weights)
+            x, self_weights, cross_weights = block(x, memory, self_mask, cross_mask, need_weights)
+            if need_weights:
+                self_attention.append(self_weights)
+                cross_attention.append(cross_weights)
         return self.lm_head(self.decoder_ln(x)), self_attention, cross_attention  # (B, T, V_tgt)
 
     def forward(
         self, src: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, Seq2SeqAttention]:
         """``src (B, S)``, ``tgt_in (B, T)`` -> logits ``(B, T, V_tgt)`` [, ``Seq2SeqAttention``]."""
-        memory, encoder_attention = self.encode(src)
-        logits, self_attention, cross_attention = self.decode(tgt_in, memory, src)
+        memory, encoder_attention = self.encode(src, need_weights=return_attention)
+        logits, self_attention, cross_attention = self.decode(tgt_in, memory, src, return_attention)
         if return_attention:
             return logits, Seq2SeqAttention(encoder_attention, self_attention, cross_attention)
         return logits
@@ -553,11 +568,11 @@ class TinySeq2Seq(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            memory, _ = self.encode(src)  # (B, S, C), computed once
+            memory, _ = self.encode(src, need_weights=False)  # (B, S, C), computed once
             out = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
             done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)  # (B,)
             for _ in range(max_new_tokens):
-                logits, _, _ = self.decode(out, memory, src)  # (B, t, V_tgt)
+                logits, _, _ = self.decode(out, memory, src, need_weights=False)  # (B, t, V_tgt)
                 next_id = logits[:, -1].argmax(dim=-1)  # (B,): the last position predicts the next token
                 next_id = next_id.masked_fill(done, c.pad_id)  # finished rows only pad
                 out = torch.cat([out, next_id[:, None]], dim=1)  # (B, t) -> (B, t + 1)
