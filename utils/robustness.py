@@ -168,13 +168,20 @@ def _execute_one(notebook: Path, result_path: Path, claims_log: Path, save_faile
         for output in cell.get("outputs", []):
             if output.output_type == "error":
                 errors.append({"cell": index, "error": f"{output.ename}: {output.evalue}".strip(),
-                               "source": cell.source.strip().splitlines()[0][:100] if cell.source else ""})
+                               "source": _first_code_line(cell.source)})
     if crash:
         errors.append({"cell": None, "error": crash, "source": ""})
     if errors:
         nb.cells.pop(0)
         nbformat.write(nb, save_failed)
     result_path.write_text(json.dumps({"seconds": seconds, "errors": errors}), encoding="utf-8")
+
+
+def _first_code_line(source: str) -> str:
+    """The first line of a cell that is not a comment (``# NBVAL_IGNORE_OUTPUT`` says nothing)."""
+    lines = [line.strip() for line in source.splitlines() if line.strip()]
+    code = [line for line in lines if not line.startswith("#")]
+    return (code or lines or [""])[0][:100]
 
 
 # ----------------------------------------------------------------------------------------------------
