@@ -115,7 +115,7 @@ TEMPLATE = r"""
 }
 .reveal .slides { text-align: left; }
 .reveal .slides h1, .reveal .slides h2 { text-align: center; }
-.reveal h1, .reveal h2, .reveal h3, .reveal h4 { text-transform: none; }
+.reveal .slides h1, .reveal .slides h2, .reveal .slides h3, .reveal .slides h4 { text-transform: none; }
 .reveal .jp-OutputArea-output img { max-height: {{ (resources.reveal.height | int) - 80 }}px; }
 </style>
 {%- endblock html_head_css -%}

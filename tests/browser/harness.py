@@ -129,7 +129,9 @@ class JupyterLab:
         return f"http://127.0.0.1:{self.port}"
 
     def url(self, name: str) -> str:
-        return f"{self.base}/lab/tree/{name}?token={self.token}"
+        """The notebook in a workspace of its own, reset: no tabs restored from an earlier page."""
+        workspace = re.sub(r"\W", "-", Path(name).stem)
+        return f"{self.base}/lab/workspaces/{workspace}/tree/{name}?reset&token={self.token}"
 
     def log_text(self) -> str:
         self.log.flush()
@@ -155,9 +157,8 @@ def block_network(context, allowed=("file:", "data:", "blob:", "about:"), local=
 
 # --- JupyterLab -------------------------------------------------------------------------------------
 
-_PANEL = "window.jupyterapp && jupyterapp.shell.currentWidget"
 _STATE = """() => {
-  const panel = jupyterapp.shell.currentWidget;
+  const panel = window.__coursePanel;
   const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
   const cells = [];
   panel.content.widgets.forEach((w, i) => {
@@ -172,14 +173,14 @@ _STATE = """() => {
 _CONTROLS = (".widget-slider, .widget-hslider, .widget-dropdown, .widget-text, .widget-textarea, "
              ".widget-toggle-buttons, .widget-checkbox, .widget-button, .widget-select, .widget-radio-box")
 _SIGNATURE = """([i, controls]) => {
-  const node = jupyterapp.shell.currentWidget.content.widgets[i].node;
+  const node = window.__coursePanel.content.widgets[i].node;
   const area = node.querySelector('.jp-Cell-outputArea');
   const copy = area.cloneNode(true);
   copy.querySelectorAll(controls).forEach(e => e.remove());
   return copy.innerHTML;
 }"""
 _WIDGET_VIEWS = """([i, mime]) => {
-  const node = jupyterapp.shell.currentWidget.content.widgets[i].node;
+  const node = window.__coursePanel.content.widgets[i].node;
   const area = node.querySelector('.jp-Cell-outputArea');
   return Array.from(area.children).map(child => {
     const out = child.querySelector('.jp-OutputArea-output');
@@ -191,7 +192,7 @@ _WIDGET_VIEWS = """([i, mime]) => {
 
 # Layout a student would notice but that does not break the widget: reported, and fatal only if asked.
 _LAYOUT = """(i) => {
-  const node = jupyterapp.shell.currentWidget.content.widgets[i].node;
+  const node = window.__coursePanel.content.widgets[i].node;
   const area = node.querySelector('.jp-Cell-outputArea');
   const found = [];
   const canvas = document.createElement('canvas').getContext('2d');
@@ -208,10 +209,12 @@ _LAYOUT = """(i) => {
       found.push(`dropdown too narrow: ${JSON.stringify(option.text)} needs ${Math.round(needed)}px, ` +
                  `has ${select.clientWidth}px`);
   });
-  area.querySelectorAll('.widget-html-content, .widget-output, .jp-OutputArea-output').forEach(box => {
-    const scrolls = getComputedStyle(box).overflowX === 'auto';  // a scroll bar is a choice, not a cut
-    if (box.offsetParent && box.scrollWidth > box.clientWidth + 2 && !scrolls)
-      found.push(`content wider than its box (${box.scrollWidth}px in ${box.clientWidth}px): ` +
+  // Wider than the notebook's column: cut off, or only seen by scrolling sideways.
+  const right = area.getBoundingClientRect().right;
+  area.querySelectorAll('.widget-html-content, .widget-output').forEach(box => {
+    const wide = Math.max(box.scrollWidth - box.clientWidth, box.getBoundingClientRect().right - right);
+    if (box.offsetParent && wide > 2)
+      found.push(`content ${Math.round(wide)}px wider than the cell: ` +
                  JSON.stringify(box.innerText.slice(0, 60)));
   });
   return Array.from(new Set(found));
@@ -219,7 +222,7 @@ _LAYOUT = """(i) => {
 
 
 def _cell(page, index):
-    node = page.evaluate_handle("i => jupyterapp.shell.currentWidget.content.widgets[i].node", index)
+    node = page.evaluate_handle("i => window.__coursePanel.content.widgets[i].node", index)
     return node.as_element()
 
 
@@ -241,15 +244,27 @@ def _errors(outputs) -> list[str]:
 def run_all(page, lab: JupyterLab, name: str, timeout: float) -> tuple[dict, list[str]]:
     """Open ``name`` and run all its cells; return the final state and the problems seen."""
     page.goto(lab.url(name))
-    page.wait_for_function(f"{_PANEL} && jupyterapp.shell.currentWidget.content "
-                           "&& jupyterapp.shell.currentWidget.content.widgets.length > 0", timeout=120_000)
+    # The notebook's own panel, found by its path (not "the current tab", which a restored tab or a
+    # dialog can change), kept for every later look at it.
+    page.wait_for_function("""(name) => {
+      if (!window.jupyterapp) return false;
+      const panel = Array.from(jupyterapp.shell.widgets('main')).find(
+          w => w.context && w.context.path === name && w.content && w.content.widgets.length > 0);
+      if (panel) window.__coursePanel = panel;
+      return !!panel;
+    }""", arg=name, timeout=120_000)
     page.evaluate("""async () => {
-      const panel = jupyterapp.shell.currentWidget;
+      const panel = window.__coursePanel;
       await panel.context.ready; await panel.sessionContext.ready;
+      jupyterapp.shell.activateById(panel.id);
     }""")
-    page.wait_for_function("() => { const s = jupyterapp.shell.currentWidget.sessionContext.session;"
+    page.wait_for_function("() => { const s = window.__coursePanel.sessionContext.session;"
                            " return s && s.kernel && s.kernel.status === 'idle'; }", timeout=120_000)
-    page.evaluate("() => jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.evaluate("""() => {
+      const panel = window.__coursePanel;
+      jupyterapp.shell.activateById(panel.id);  // the command acts on the active notebook
+      return jupyterapp.commands.execute('notebook:run-all-cells');
+    }""")
     deadline = time.monotonic() + timeout
     problems: list[str] = []
     while True:
@@ -314,6 +329,7 @@ def check_lecture(page, lab: JupyterLab, name: str, shots: Path, timeout: float 
     run_seconds = time.monotonic() - started
     if problems:
         page.screenshot(path=str(shots / "error.png"))
+        page.evaluate("() => window.__coursePanel.sessionContext.shutdown()")
         return problems
     text = page.inner_text(".jp-NotebookPanel")
     if "Error displaying widget" in text:
@@ -369,7 +385,7 @@ def check_lecture(page, lab: JupyterLab, name: str, shots: Path, timeout: float 
     (shots / "timing.json").write_text(json.dumps({"run_all_s": round(run_seconds, 1),
                                                    "total_s": round(time.monotonic() - started, 1),
                                                    "widget_cells": widget_cells}))
-    page.evaluate("() => jupyterapp.commands.execute('kernelmenu:shutdown')")
+    page.evaluate("() => window.__coursePanel.sessionContext.shutdown()")
     return problems
 
 

@@ -36,6 +36,11 @@ LONG_LABEL = """long = widgets.FloatSlider(value=1.0, min=0.1, max=2.0, descript
 long_out = widgets.HTML("T = 1.0")
 long.observe(lambda change: setattr(long_out, "value", f"T = {change['new']}"), names="value")
 display(widgets.VBox([long, long_out]))"""
+WIDE = """strip = "".join(f'<span style="white-space:pre;border:1px solid">tok{i}</span>' for i in range(300))
+wide_n = widgets.IntSlider(value=300, min=1, max=300, description="n")
+wide_out = widgets.HTML(strip)
+wide_n.observe(lambda change: setattr(wide_out, "value", strip[: 60 * change["new"]]), names="value")
+display(widgets.VBox([wide_n, wide_out]))"""
 
 
 def notebook(*sources) -> nbformat.NotebookNode:
@@ -48,7 +53,7 @@ def notebook(*sources) -> nbformat.NotebookNode:
 @pytest.fixture(scope="module")
 def broken_lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("broken")
-    nbformat.write(notebook(WORKS, INERT, RAISES, INTERACT_RAISES, NO_MODEL, LONG_LABEL),
+    nbformat.write(notebook(WORKS, INERT, RAISES, INTERACT_RAISES, NO_MODEL, LONG_LABEL, WIDE),
                    folder / "widgets.ipynb")
     nbformat.write(notebook("x = 1", "1 / 0", "y = 2"), folder / "error.ipynb")
     with JupyterLab([folder / "widgets.ipynb", folder / "error.ipynb"]) as server:
@@ -74,6 +79,8 @@ def test_broken_widgets_are_caught(broken_lab, browser_context):
     assert any("cell 4" in p and "Error displaying widget" in p for p in problems), text
     assert not any("cell 5" in p for p in problems), text  # works; its label is a layout finding
     assert any("cell 5" in f and "label cut" in f and "temperature" in f for f in layout), layout
+    assert any("cell 6" in f and "wider than the cell" in f for f in layout), layout
+    assert not any("cell 6" in p for p in problems), text
     assert not any("cell 0" in f for f in layout), layout
 
 
