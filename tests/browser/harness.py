@@ -238,7 +238,17 @@ def _wait_idle(page, timeout: float) -> dict:
 
 
 def _errors(outputs) -> list[str]:
-    return [f"{o.get('ename')}: {o.get('evalue')}" for o in outputs if o.get("output_type") == "error"]
+    """Each error as its name, message and the line that raised it (a bare assert has no message)."""
+    found = []
+    for out in outputs:
+        if out.get("output_type") != "error":
+            continue
+        frames = [re.sub(r"\x1b\[[0-9;]*m", "", frame) for frame in out.get("traceback", [])]
+        lines = [line.strip() for frame in frames for line in frame.splitlines() if "--->" in line]
+        code = re.sub(r"^\d+\s+", "", lines[-1].split("--->", 1)[1].strip()) if lines else ""
+        where = f" at `{code}`" if code else ""
+        found.append(f"{out.get('ename')}: {out.get('evalue')}{where}")
+    return found
 
 
 def run_all(page, lab: JupyterLab, name: str, timeout: float) -> tuple[dict, list[str]]:

@@ -90,7 +90,8 @@ def test_error_output_is_caught(broken_lab, browser_context):
         _, problems = run_all(page, broken_lab, "error.ipynb", timeout=60)
     finally:
         page.close()
-    assert problems == ["error.ipynb cell 1: error output ZeroDivisionError: division by zero"], problems
+    assert problems == ["error.ipynb cell 1: error output ZeroDivisionError: division by zero at `1 / 0`"], \
+        problems
 
 
 @pytest.fixture(scope="module")
