@@ -7,6 +7,8 @@
 #   LAB_ARGS='--port 8890'   extra options for JupyterLab (make lab, make lab-solutions)
 #   TORCH='torch==2.13.0'    the torch requirement installed first; GPU users: install their own torch
 #                            into the venv first (or pass e.g. TORCH='torch --index-url <your CUDA index>')
+#   CHROMIUM=/usr/bin/chromium  the browser of make browser-test (Debian's chromium package)
+# Maintainers and instructors: make slides (offline decks; needs npm once) and make browser-test.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,7 +26,8 @@ PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadscope
 FORCE ?=
 LAB_ARGS ?=
 
-.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm robustness clean
+.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm robustness slides \
+	browser-test clean
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=lectures $(ROOT_FLAG) $(LAB_ARGS)
@@ -84,9 +87,35 @@ lint: $(STAMP)
 course-lm: $(STAMP)
 	$(BIN)/python -m utils.models
 
+# For instructors: one offline reveal.js deck per lecture in build/slides/ (utils/slides.py), made from
+# solutions/ (outputs stored). reveal.js and MathJax come from npm once (package.json, package-lock.json)
+# and are copied beside the decks: nothing is fetched when a deck is opened.
+slides: $(STAMP) node_modules/.package-lock.json
+	$(BIN)/python -m utils.slides --out build/slides
+
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make slides needs npm (Node.js) once, to fetch reveal.js and MathJax:"\
+	  "install Node.js (e.g. apt-get install npm), then run make slides again"; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# Every lecture in JupyterLab in headless Chromium (all cells run, every widget moved), and every deck
+# opened offline (tests/browser/; screenshots in build/browser-test/). Needs Debian's chromium and the
+# browser extra (Playwright for Python, installed here); `make test` does not need any of it.
+CHROMIUM ?= /usr/bin/chromium
+BROWSER_STAMP := $(VENV)/.browser-installed
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -e ".[test,browser]"
+	touch $(BROWSER_STAMP)
+
+browser-test: $(BROWSER_STAMP) slides
+	@test -x $(CHROMIUM) || { echo "make browser-test needs Chromium at $(CHROMIUM):"\
+	  "apt-get install -y chromium (or pass CHROMIUM=/path/to/chromium)"; exit 1; }
+	COURSE_BROWSER_TEST=1 COURSE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:cacheprovider tests/browser
+
 # For instructors: the answer key.
 lab-solutions: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=solutions $(ROOT_FLAG) $(LAB_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info node_modules

@@ -13,6 +13,7 @@ One module per concept family (not per lecture), because lectures revisit ideas:
 - ``widgets``       thin ipywidgets wrappers over tested compute functions
 - ``checks``        the exercise checker used by the "Your turn" cells
 - ``authoring``     writes ``lectures/`` from ``solutions/``
+- ``slides``        offline reveal.js decks of the lectures (``make slides``)
 """
 
 __version__ = "0.1.0"
