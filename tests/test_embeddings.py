@@ -15,6 +15,7 @@ from utils.embeddings import (  # noqa: E402
     cosine_similarity_matrix,
     embedding_map,
     nearest_neighbours,
+    neighbour_overlap,
     principal_axes,
     project_2d,
     spread_labels,
@@ -300,3 +301,27 @@ def test_embedding_map_rejects_mismatched_input():
         embedding_map(torch.zeros(2, 2), ["a", "b"], highlight="a", neighbours=["z"])
     with pytest.raises(ValueError, match="group_order"):
         embedding_map(torch.zeros(2, 2), ["a", "b"], groups=["x", "y"], group_order=["x"])
+
+
+# --- Lecture 6: neighbourhoods kept by a compression -------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(3))
+def test_neighbour_overlap_equals_brute_force(seed):
+    A = random_table(seed, n=14, c=6)
+    B = A + 0.7 * random_table(seed + 50, n=14, c=6)  # a noisy copy: some neighbours change
+    k = 1 + seed
+    shared = sum(len(set(brute_force_neighbours(A, i, k)[0]) & set(brute_force_neighbours(B, i, k)[0]))
+                 for i in range(14))
+    assert neighbour_overlap(A, B, k) == pytest.approx(shared / (14 * k))
+    assert neighbour_overlap(A, A, k) == 1.0
+    assert neighbour_overlap(A, 3.0 * A, k) == 1.0  # cosine ignores length
+
+
+def test_neighbour_overlap_rejects_bad_input():
+    A = random_table(0, n=5)
+    with pytest.raises(ValueError, match="the same N"):
+        neighbour_overlap(A, random_table(1, n=6))
+    with pytest.raises(ValueError, match="k must be between 1 and 4"):
+        neighbour_overlap(A, A, k=5)
+    with pytest.raises(TypeError, match="k must be an int"):
+        neighbour_overlap(A, A, k=1.5)

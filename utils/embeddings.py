@@ -31,7 +31,7 @@ from .linalg import pca
 
 __all__ = [
     "cosine_similarity_matrix", "nearest_neighbours", "principal_axes", "project_2d", "spread_labels",
-    "embedding_map",
+    "embedding_map", "neighbour_overlap",
 ]
 
 
@@ -236,3 +236,35 @@ def embedding_map(
     if title:
         ax.set_title(title)
     return ax
+
+
+# --- Lecture 6: how much of the neighbourhood survives a compression ------------------------------------
+
+def neighbour_overlap(A: torch.Tensor, B: torch.Tensor, k: int = 5) -> float:
+    """The mean share of each row's ``k`` nearest neighbours (by cosine) that two tables ``A (N, C)`` and
+    ``B (N, C')`` agree on, row ``i`` of one standing for the same word as row ``i`` of the other: 1.0 when
+    every word keeps its neighbours (e.g. ``B`` is ``A`` rebuilt from its principal components), about
+    ``k / (N - 1)`` for unrelated tables.
+
+    >>> A = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> neighbour_overlap(A, A, k=1), neighbour_overlap(A, A[[0, 2, 1, 3]], k=1)   # rows 1 and 2 swapped
+    (1.0, 0.0)
+    """
+    _check_table("A", A, min_rows=2)
+    _check_table("B", B, min_rows=2)
+    if A.shape[0] != B.shape[0]:
+        raise ValueError(f"A and B must have one row per word each (the same N), got {A.shape[0]} and "
+                         f"{B.shape[0]}")
+    N = A.shape[0]
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    if not 1 <= k <= N - 1:
+        raise ValueError(f"k must be between 1 and {N - 1} (the other rows), got {k}")
+    def top_k(E: torch.Tensor) -> torch.Tensor:  # (N, k): every row's k nearest others, as nearest_neighbours
+        S = cosine_similarity_matrix(E)  # (N, N)
+        S.fill_diagonal_(float("-inf"))  # a word is not its own neighbour
+        return S.topk(k, dim=1).indices
+
+    in_a = F.one_hot(top_k(A), N).sum(dim=1)  # (N, k) -> (N, k, N) -> (N, N): 1 where j is a neighbour of i
+    in_b = F.one_hot(top_k(B), N).sum(dim=1)
+    return (in_a * in_b).sum().item() / (N * k)  # neighbours that both tables list, as a share of N·k
