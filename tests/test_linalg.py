@@ -315,7 +315,7 @@ def test_sigmoid_gradients_vanish_and_relu_gradients_do_not():
         relu_norms = deep_stack_gradient_norms("relu", depth=20, width=64, seed=seed)
         assert sigmoid.shape == relu_norms.shape == (20,)
         assert sigmoid[0] / sigmoid[-1] < 1e-6  # at most (1/4)^19 times the spectral norms of the weights
-        assert 0.05 < relu_norms[0] / relu_norms[-1] < 20  # He initialisation keeps the scale
+        assert 0.01 < relu_norms[0] / relu_norms[-1] < 10  # He initialisation keeps the order of magnitude
     torch.testing.assert_close(deep_stack_gradient_norms("relu", 5), deep_stack_gradient_norms("relu", 5))
 
 

@@ -93,5 +93,9 @@ def test_distributions_on_grid_and_layer_norms_plot():
     _, ax = plt.subplots()
     layer_norms_plot({"relu": torch.tensor([1.0, 2.0, 3.0])}, ax=ax)
     np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), [1, 2, 3])  # layers counted from 1
-    with pytest.raises(ValueError, match="positive"):
-        layer_norms_plot({"relu": [0.0, 1.0]})
+    _, ax = plt.subplots()
+    layer_norms_plot({"sigmoid": [0.0, 0.0, 1e-3]}, ax=ax)  # underflowed layers leave a gap
+    assert np.isnan(ax.get_lines()[0].get_ydata()[:2]).all()
+    assert ax.get_lines()[0].get_label() == "sigmoid (2 layers exactly 0)"
+    with pytest.raises(ValueError, match=">= 0"):
+        layer_norms_plot({"relu": [-1.0, 1.0]})

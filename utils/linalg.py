@@ -294,7 +294,7 @@ def deep_stack_gradient_norms(activation: str, depth: int, width: int = 64, batc
     Backpropagation multiplies, layer by layer from the top, by the activation's derivative and by a
     weight matrix. The sigmoid's derivative is at most 1/4, so its gradient shrinks geometrically on the
     way down (it *vanishes*); ReLU's is 1 on every active unit, and with He initialisation the norm stays
-    of the same order through the stack. Each activation gets its own standard initialisation
+    within an order of magnitude through the stack. Each activation gets its own standard initialisation
     (``ACTIVATIONS``), biases 0; ``seed`` fixes the weights, inputs and ``r``.
 
     >>> norms = deep_stack_gradient_norms("sigmoid", depth=10)

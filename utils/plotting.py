@@ -224,17 +224,22 @@ def distributions_on_grid(grid, curves: dict, ax: Axes | None = None, filled: st
 
 def layer_norms_plot(norms: dict, ax: Axes | None = None, title: str | None = None) -> Axes:
     """Gradient norm per layer (label -> ``(depth,)`` values, layer 1 = nearest the input), log scale.
+    A norm of exactly 0 (a gradient that underflowed in float32) cannot be drawn on a log scale: the
+    line stops there, and the legend says how many layers got exactly nothing.
 
-    >>> ax = layer_norms_plot({"relu": [1.0, 1.2], "sigmoid": [1e-3, 1.0]})
+    >>> ax = layer_norms_plot({"relu": [1.0, 1.2], "sigmoid": [0.0, 1e-3, 1.0]})
     >>> ax.get_yscale(), [line.get_label() for line in ax.get_lines()]
-    ('log', ['relu', 'sigmoid'])
+    ('log', ['relu', 'sigmoid (1 layer exactly 0)'])
     """
     ax = _axes(ax, figsize=(6, 3.5))
     for name, values in norms.items():
         ys = _as_array(values)
-        if ys.ndim != 1 or (ys <= 0).any():
-            raise ValueError(f"norms[{name!r}] must be 1-D and positive (a log scale), got {ys}")
-        ax.plot(np.arange(1, len(ys) + 1), ys, marker="o", markersize=3, label=name)
+        if ys.ndim != 1 or (ys < 0).any() or np.isnan(ys).any():
+            raise ValueError(f"norms[{name!r}] must be 1-D and >= 0, got {ys}")
+        zeros = int((ys == 0).sum())
+        label = f"{name} ({zeros} layer{'s' if zeros > 1 else ''} exactly 0)" if zeros else name
+        shown = np.where(ys > 0, ys, np.nan)  # NaN: no point, the line breaks
+        ax.plot(np.arange(1, len(ys) + 1), shown, marker="o", markersize=3, label=label)
     ax.set_yscale("log")
     ax.set(xlabel="layer (1 = nearest the input)", ylabel="gradient norm of the layer's weights")
     ax.legend(fontsize=8)
