@@ -15,6 +15,7 @@ from utils.embeddings import (  # noqa: E402
     cosine_similarity_matrix,
     embedding_map,
     nearest_neighbours,
+    neighbour_overlap,
     principal_axes,
     project_2d,
     spread_labels,
@@ -147,6 +148,68 @@ def test_principal_axes_are_the_covariance_eigenvectors(seed):
     assert torch.all(components.gather(1, components.abs().argmax(1, keepdim=True)) > 0)  # sign rule
 
 
+def svd_principal_axes(E: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The oracle: Lecture 2's original implementation (before utils.linalg.pca existed), kept here only
+    to prove that the one PCA of the package gives the same numbers, signs included: the SVD of the
+    centred table, the rows of Vh as components, S² / sum(S²) as the ratio, largest entry made positive."""
+    X = E - E.mean(dim=0, keepdim=True)
+    _, S, Vh = torch.linalg.svd(X, full_matrices=False)
+    components = Vh[:k].clone()
+    largest = components.abs().argmax(dim=1, keepdim=True)
+    components *= torch.sign(components.gather(1, largest))
+    variance = S**2
+    return components, variance[:k] / variance.sum()
+
+
+def lecture2_start_table() -> torch.Tensor:
+    """Lecture 2's embedding table at its random start (Q10: TinyGPT, seed 10, the 47 words' rows)."""
+    from utils.data import tiny_world_vocabulary
+    from utils.models import GPTConfig, TinyGPT
+    from utils.tokenization import WordTokenizer
+
+    tok = WordTokenizer(tiny_world_vocabulary())
+    torch.manual_seed(10)
+    model = TinyGPT(GPTConfig(vocab_size=tok.vocab_size, block_size=10, d_model=32, n_heads=4, n_layers=2))
+    return model.tok_emb.weight.detach()[[tok.token_to_id[w] for w in tiny_world_vocabulary()]]  # (47, 32)
+
+
+def structured_table(seed: int, n: int = 47, c: int = 32) -> torch.Tensor:
+    """Like a trained table: a few groups of rows (word classes) plus noise, at GPT-2's 0.02 scale."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(5, c, generator=g)
+    groups = torch.randint(0, 5, (n,), generator=g)
+    return 0.02 * (centres[groups] + 0.3 * torch.randn(n, c, generator=g))
+
+
+@pytest.mark.parametrize("case", ["lecture 2 start", "structured 0", "structured 1", "random", "float64",
+                                  "fewer rows than columns"])
+def test_principal_axes_and_map_give_the_numbers_of_the_svd_version(case):
+    E = {"lecture 2 start": lecture2_start_table, "structured 0": lambda: structured_table(0),
+         "structured 1": lambda: structured_table(1), "random": lambda: random_table(5, n=47, c=32),
+         "float64": lambda: random_table(6, n=30, c=8, dtype=torch.float64),
+         "fewer rows than columns": lambda: random_table(7, n=6, c=12)}[case]()
+    components, ratio = principal_axes(E, 2)
+    coordinates = project_2d(E)
+    assert components.dtype == ratio.dtype == coordinates.dtype == E.dtype
+    # 1. The old formula in exact-enough arithmetic (float64): the same directions *and* signs, ratios and
+    #    map, to the rounding of E's own dtype.
+    wide = E.double()
+    exact_components, exact_ratio = svd_principal_axes(wide, 2)
+    exact_coordinates = (wide - wide.mean(0)) @ exact_components.T
+    scale = exact_coordinates.abs().max()
+    eps = torch.finfo(E.dtype).eps
+    torch.testing.assert_close(components.double(), exact_components, rtol=0, atol=50 * eps)
+    torch.testing.assert_close(ratio.double(), exact_ratio, rtol=0, atol=50 * eps)
+    torch.testing.assert_close(coordinates.double(), exact_coordinates, rtol=0, atol=50 * eps * scale)
+    # 2. The old implementation itself, in E's dtype, as Lecture 2 ran it: equal up to *its* rounding
+    #    (float32 SVD of the table carries errors of ~1e-6 relative, ten times those of the new version).
+    old_components, old_ratio = svd_principal_axes(E, 2)
+    old_coordinates = (E - E.mean(0)) @ old_components.T
+    torch.testing.assert_close(components, old_components, rtol=0, atol=100 * eps)
+    torch.testing.assert_close(ratio, old_ratio, rtol=0, atol=100 * eps)
+    torch.testing.assert_close(coordinates, old_coordinates, rtol=0, atol=100 * eps * scale.item())
+
+
 def plane_data(seed: int, n: int = 20, c: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """Points that lie exactly in a 2-D plane of a C-dimensional space: (2-D coordinates, embedded)."""
     g = torch.Generator().manual_seed(seed)
@@ -238,3 +301,27 @@ def test_embedding_map_rejects_mismatched_input():
         embedding_map(torch.zeros(2, 2), ["a", "b"], highlight="a", neighbours=["z"])
     with pytest.raises(ValueError, match="group_order"):
         embedding_map(torch.zeros(2, 2), ["a", "b"], groups=["x", "y"], group_order=["x"])
+
+
+# --- Lecture 6: neighbourhoods kept by a compression -------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(3))
+def test_neighbour_overlap_equals_brute_force(seed):
+    A = random_table(seed, n=14, c=6)
+    B = A + 0.7 * random_table(seed + 50, n=14, c=6)  # a noisy copy: some neighbours change
+    k = 1 + seed
+    shared = sum(len(set(brute_force_neighbours(A, i, k)[0]) & set(brute_force_neighbours(B, i, k)[0]))
+                 for i in range(14))
+    assert neighbour_overlap(A, B, k) == pytest.approx(shared / (14 * k))
+    assert neighbour_overlap(A, A, k) == 1.0
+    assert neighbour_overlap(A, 3.0 * A, k) == 1.0  # cosine ignores length
+
+
+def test_neighbour_overlap_rejects_bad_input():
+    A = random_table(0, n=5)
+    with pytest.raises(ValueError, match="the same N"):
+        neighbour_overlap(A, random_table(1, n=6))
+    with pytest.raises(ValueError, match="k must be between 1 and 4"):
+        neighbour_overlap(A, A, k=5)
+    with pytest.raises(TypeError, match="k must be an int"):
+        neighbour_overlap(A, A, k=1.5)

@@ -395,3 +395,112 @@ def test_mask_tokens_rejects_bad_arguments():
         mask_tokens(ids, MASK_ID, 10, special_ids=("<pad>",))
     with pytest.raises(TypeError, match="generator"):
         mask_tokens(ids, MASK_ID, 10, generator=0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Lecture 6: Gaussians on a grid, KL from log-probabilities, forward and reverse fits
+# ----------------------------------------------------------------------------------------------------
+
+from utils.losses import (  # noqa: E402
+    fit_gaussian_kl,
+    kl_divergence_from_logs,
+    kl_landscape,
+    log_gaussian_on_grid,
+)
+
+GRID = torch.linspace(-8, 8, 201, dtype=torch.float64)
+
+
+def two_peaks(separation: float = 5.0, std: float = 0.6) -> torch.Tensor:
+    """log p of ½ N(-s/2, std²) + ½ N(s/2, std²) on GRID."""
+    parts = torch.stack([log_gaussian_on_grid(GRID, -separation / 2, std),
+                         log_gaussian_on_grid(GRID, separation / 2, std)])
+    return torch.logsumexp(parts + math.log(0.5), dim=0)
+
+
+def moments(log_p: torch.Tensor) -> tuple[float, float]:
+    p = log_p.exp()
+    mean = (p * GRID).sum()
+    return mean.item(), (p * (GRID - mean) ** 2).sum().item()
+
+
+def test_log_gaussian_on_grid_is_the_normalised_normal_density():
+    normal = torch.distributions.Normal(torch.tensor(0.7, dtype=torch.float64),
+                                        torch.tensor(1.3, dtype=torch.float64))
+    expected = torch.log_softmax(normal.log_prob(GRID), dim=0)  # the density at the grid points, renormalised
+    torch.testing.assert_close(log_gaussian_on_grid(GRID, 0.7, 1.3), expected)
+    table = log_gaussian_on_grid(GRID, torch.tensor([[0.0], [1.0]], dtype=torch.float64),
+                                 torch.tensor([[[0.5]], [[2.0]]], dtype=torch.float64))  # (S=2, M=2, G)
+    assert table.shape == (2, 2, 201)
+    torch.testing.assert_close(table[1, 0], log_gaussian_on_grid(GRID, 0.0, 2.0))
+    with pytest.raises(ValueError, match="std must be > 0"):
+        log_gaussian_on_grid(GRID, 0.0, 0.0)
+    with pytest.raises(ValueError, match="grid must be 1-D"):
+        log_gaussian_on_grid(GRID[None], 0.0, 1.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_kl_from_logs_equals_kl_divergence_and_pytorch(seed):
+    log_p = torch.log_softmax(3 * torch.randn(4, 9, generator=_gen(seed), dtype=torch.float64), dim=-1)
+    log_q = torch.log_softmax(3 * torch.randn(4, 9, generator=_gen(seed + 9), dtype=torch.float64), dim=-1)
+    got = kl_divergence_from_logs(log_p, log_q)
+    torch.testing.assert_close(got, kl_divergence(log_p.exp(), log_q.exp()))
+    torch.testing.assert_close(got, F.kl_div(log_q, log_p, reduction="none", log_target=True).sum(-1))
+
+
+def test_kl_from_logs_where_p_is_exactly_zero_and_bad_shapes():
+    log_p = torch.tensor([0.0, -math.inf])  # p = (1, 0)
+    assert kl_divergence_from_logs(log_p, torch.tensor([-1.0, -math.inf])).item() == 1.0  # 0 log 0 = 0
+    with pytest.raises(ValueError, match="same shape"):
+        kl_divergence_from_logs(torch.zeros(3), torch.zeros(4))
+
+
+def test_forward_fit_matches_the_mean_and_variance_of_the_target():
+    # q ∝ exp(a x + b x²) is an exponential family on the grid: the KL(p‖q) optimum matches E[x] and E[x²]
+    log_p = two_peaks()
+    fit = fit_gaussian_kl(log_p, GRID, "forward", mean=0.5, std=1.0, steps=400)
+    q_mean, q_var = moments(log_gaussian_on_grid(GRID, fit.mean, fit.std))
+    p_mean, p_var = moments(log_p)
+    assert abs(q_mean - p_mean) < 1e-2 and abs(q_var - p_var) / p_var < 1e-2
+    assert abs(p_var - (2.5**2 + 0.6**2)) < 1e-6  # a mixture's variance: spread of the means + each one's
+    assert len(fit.path) == 401 and fit.path[0] == (0.5, 1.0) and fit.direction == "forward"
+
+
+@pytest.mark.parametrize("start, peak", [(0.5, 2.5), (-0.5, -2.5)])
+def test_reverse_fit_picks_the_peak_on_its_side_at_kl_log_two(start, peak):
+    fit = fit_gaussian_kl(two_peaks(), GRID, "reverse", mean=start, std=1.0, steps=400)
+    assert abs(fit.mean - peak) < 1e-2 and abs(fit.std - 0.6) < 1e-2
+    # q = one component exactly: KL(q‖½q + ½q') = log 2 when the peaks do not overlap
+    assert abs(fit.kl - math.log(2)) < 1e-3
+
+
+def test_fits_end_at_the_minimum_of_their_landscape():
+    log_p = two_peaks()
+    means = torch.linspace(-4, 4, 81, dtype=torch.float64)
+    stds = torch.linspace(0.3, 4, 75, dtype=torch.float64)
+    for direction in ("forward", "reverse"):
+        table = kl_landscape(log_p, GRID, means, stds, direction)
+        assert table.shape == (75, 81)
+        torch.testing.assert_close(table[10, 20], kl_divergence_from_logs(
+            *((log_p, log_gaussian_on_grid(GRID, means[20], stds[10])) if direction == "forward"
+              else (log_gaussian_on_grid(GRID, means[20], stds[10]), log_p))))
+        fit = fit_gaussian_kl(log_p, GRID, direction, mean=0.5, steps=400)
+        assert fit.kl <= table.min().item() + 1e-6  # gradient descent finds at least the best grid point
+    assert table.min() >= 0
+
+
+def test_fit_rejects_bad_arguments():
+    log_p = two_peaks()
+    with pytest.raises(ValueError, match="direction must be 'forward'"):
+        fit_gaussian_kl(log_p, GRID, "sideways")
+    with pytest.raises(ValueError, match="log-probabilities"):
+        fit_gaussian_kl(log_p + 1.0, GRID, "forward")
+    with pytest.raises(ValueError, match="same length"):
+        fit_gaussian_kl(log_p[:-1], GRID, "forward")
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        fit_gaussian_kl(log_p, GRID, "forward", steps=0)
+    with pytest.raises(ValueError, match="std must be > 0"):
+        fit_gaussian_kl(log_p, GRID, "forward", std=-1.0)
+    with pytest.raises(ValueError, match="means must be a non-empty 1-D"):
+        kl_landscape(log_p, GRID, torch.zeros(0, dtype=torch.float64), torch.ones(2, dtype=torch.float64),
+                     "forward")

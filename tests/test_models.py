@@ -187,3 +187,40 @@ def test_next_token_probs_reads_only_the_last_window_tokens(model):
         next_token_probs(model, ids, window=0)
     with pytest.raises(ValueError, match="ids"):
         next_token_probs(model, [])
+
+
+# --- Lecture 6: the gradient of the token embedding table ---------------------------------------------
+
+def test_token_embedding_gradient_equals_backward_and_the_chain_rule(model):
+    from utils.linalg import embedding_gradient
+    from utils.models import token_embedding_gradient
+    from utils.training import lm_loss
+
+    ids = torch.tensor([[1, 4, 4, 7, 2], [3, 4, 9, 9, 10]])  # 2 and 10 occur only as targets
+    model.train()
+    grad, upstream = token_embedding_gradient(model, ids)
+    assert model.training and all(p.grad is None for p in model.parameters())  # mode kept, .grad untouched
+    assert grad.shape == (11, 16) and upstream.shape == (2, 4, 16)
+    model.eval()
+    lm_loss(model(ids[:, :-1]), ids[:, 1:]).backward()  # the oracle: an ordinary backward pass
+    torch.testing.assert_close(grad, model.tok_emb.weight.grad)
+    by_hand = embedding_gradient(ids[:, :-1], upstream, 11)  # the last step of the chain rule, by hand
+    torch.testing.assert_close(by_hand, grad)
+    touched = grad.abs().sum(dim=1) > 0
+    assert touched.nonzero().flatten().tolist() == [1, 3, 4, 7, 9]  # exactly the input tokens
+    model.zero_grad(set_to_none=True)
+
+
+def test_token_embedding_gradient_rejects_bad_input(model):
+    from utils.models import token_embedding_gradient
+
+    with pytest.raises(TypeError, match="model must be a TinyGPT"):
+        token_embedding_gradient(nn.Linear(2, 2), torch.zeros(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="T >= 2"):
+        token_embedding_gradient(model, torch.zeros(1, 1, dtype=torch.long))
+    model.tok_emb.weight.requires_grad_(False)
+    try:
+        with pytest.raises(ValueError, match="frozen"):
+            token_embedding_gradient(model, torch.zeros(1, 3, dtype=torch.long))
+    finally:
+        model.tok_emb.weight.requires_grad_(True)

@@ -65,3 +65,37 @@ def test_memory_breakdown_bars_stacks_components_in_gb():
     assert [line.get_ydata()[0] for line in ax.lines] == [5]
     with pytest.raises(ValueError, match="breakdowns"):
         memory_breakdown_bars({})
+
+
+# --- Lecture 6 ---------------------------------------------------------------------------------------
+
+def test_row_norm_bars_marks_the_zero_rows():
+    from utils.plotting import row_norm_bars
+
+    _, ax = plt.subplots()
+    assert row_norm_bars(torch.tensor([0.0, 1.5, 0.0]), ["a", "b", "c"], ax=ax, title="t") is ax
+    assert [p.get_height() for p in ax.patches] == [0.0, 1.5, 0.0]
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), [[0, 0], [2, 0]])  # the two zero rows
+    with pytest.raises(ValueError, match="one entry per label"):
+        row_norm_bars([1.0], ["a", "b"])
+
+
+def test_distributions_on_grid_and_layer_norms_plot():
+    from utils.plotting import distributions_on_grid, layer_norms_plot
+
+    _, ax = plt.subplots()
+    distributions_on_grid([0.0, 1.0], {"p": [0.5, 0.5], "q": [0.9, 0.1]}, ax=ax, filled="p")
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.9, 0.1])
+    with pytest.raises(ValueError, match="filled"):
+        distributions_on_grid([0.0], {"p": [1.0]}, filled="q")
+    with pytest.raises(ValueError, match="one value per grid point"):
+        distributions_on_grid([0.0, 1.0], {"p": [1.0]})
+    _, ax = plt.subplots()
+    layer_norms_plot({"relu": torch.tensor([1.0, 2.0, 3.0])}, ax=ax)
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), [1, 2, 3])  # layers counted from 1
+    _, ax = plt.subplots()
+    layer_norms_plot({"sigmoid": [0.0, 0.0, 1e-3]}, ax=ax)  # underflowed layers leave a gap
+    assert np.isnan(ax.get_lines()[0].get_ydata()[:2]).all()
+    assert ax.get_lines()[0].get_label() == "sigmoid (2 layers exactly 0)"
+    with pytest.raises(ValueError, match=">= 0"):
+        layer_norms_plot({"relu": [-1.0, 1.0]})

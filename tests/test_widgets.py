@@ -146,3 +146,105 @@ def test_merge_explorer_shows_the_tokens_of_each_merge_step():
         merge_explorer(tok, "x", max_merges=15)
     with pytest.raises(ValueError, match="max_merges"):
         merge_explorer(tok, "x", max_merges=-1)
+
+
+# --- Lecture 6: each widget draws what its compute function returns -----------------------------------
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the Lecture 6 widgets draw, captured instead of displayed (newest last)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import utils.widgets as module
+
+    figures = []
+    monkeypatch.setattr(module, "_draw", lambda out, fig: figures.append(fig))
+    return figures
+
+
+def titles(fig) -> list[str]:
+    return [ax.get_title() for ax in fig.axes if ax.get_title()]
+
+
+def test_embedding_gradient_explorer_counts_the_rows_the_batch_reads(drawn):
+    import torch
+
+    from utils.models import course_language_model, token_embedding_gradient
+    from utils.widgets import embedding_gradient_explorer
+
+    course = course_language_model(device="cpu")
+    sentences = ["the cat ate the apple at the table .", "the dog found the key under the bed ."]
+    box = embedding_gradient_explorer(course, sentences)
+    first, batch = box.children[0].children
+    assert "7 of 50 rows" in titles(drawn[-1])[0]  # <bos> the cat ate apple at table; "." is never read
+    batch.value = 2
+    grad, _ = token_embedding_gradient(course.model, torch.cat([course.encode(s) for s in sentences]))
+    assert f"{int((grad.norm(dim=1) > 0).sum())} of 50 rows" in titles(drawn[-1])[0]
+    with pytest.raises(ValueError, match="sentences"):
+        embedding_gradient_explorer(course, "the cat")
+
+
+def test_softmax_jacobian_explorer_draws_diag_minus_outer(drawn):
+    import numpy as np
+    import torch
+
+    from utils.linalg import softmax_jacobian
+    from utils.widgets import softmax_jacobian_explorer
+
+    logits = torch.tensor([2.0, 1.0, 0.0])
+    box = softmax_jacobian_explorer(logits, labels=["a", "b", "c"])
+    temperature = box.children[0]
+    temperature.value = 0.5
+    expected = softmax_jacobian(torch.softmax(logits / 0.5, dim=0))
+    np.testing.assert_allclose(drawn[-1].axes[1].images[0].get_array(), expected.numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="logits"):
+        softmax_jacobian_explorer(torch.zeros(2, 2))
+
+
+def test_pca_reconstruction_explorer_reports_the_variance_kept(drawn):
+    import torch
+
+    from utils.linalg import pca
+    from utils.widgets import pca_reconstruction_explorer
+
+    scales = torch.tensor([4.0, 2.0, 1.0, 0.5, 0.1])
+    X = torch.randn(12, 5, generator=torch.Generator().manual_seed(0)) * scales
+    box = pca_reconstruction_explorer(X, k_neighbours=3)
+    slider = box.children[0]
+    _, variances, _ = pca(X, 5)
+    slider.value = 2
+    assert f"{(variances[:2].sum() / variances.sum()).item():.0%} of the variance" in titles(drawn[-1])[1]
+    slider.value = 5  # every component: the table itself, all neighbours kept
+    assert "100% of the variance" in titles(drawn[-1])[1] and "100% of 3 neighbours" in titles(drawn[-1])[1]
+
+
+def test_kl_explorer_shows_both_directions(drawn):
+    import torch
+
+    from utils.losses import kl_divergence_from_logs, log_gaussian_on_grid
+    from utils.widgets import kl_explorer
+
+    grid = torch.linspace(-6, 6, 121)
+    target = log_gaussian_on_grid(grid, 1.0, 1.0)
+    box = kl_explorer(grid, target)
+    mean, std = box.children[0].children
+    mean.value, std.value = 1.0, 1.0  # q = p: both zero
+    assert "KL(p‖q) = 0.000" in titles(drawn[-1])[0] and "KL(q‖p) = 0.000" in titles(drawn[-1])[0]
+    std.value = 2.0
+    log_q = log_gaussian_on_grid(grid, 1.0, 2.0)
+    assert f"KL(q‖p) = {kl_divergence_from_logs(log_q, target).item():.3f}" in titles(drawn[-1])[0]
+
+
+def test_gradient_flow_explorer_draws_one_line_per_activation(drawn):
+    import numpy as np
+
+    from utils.linalg import deep_stack_gradient_norms
+    from utils.widgets import gradient_flow_explorer
+
+    box = gradient_flow_explorer(depth=6, width=16)
+    layers, seed, chosen = box.children[0].children
+    chosen.value = ("tanh",)
+    lines = drawn[-1].axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["tanh"]
+    np.testing.assert_allclose(lines[0].get_ydata(), deep_stack_gradient_norms("tanh", 6, width=16).numpy())

@@ -13,10 +13,9 @@ tensor([[1.0000, 0.9990, 0.0000],
 >>> nearest_neighbours(E, 0, k=1)
 (tensor([1]), tensor([0.9988]))
 
-``project_2d`` draws a table on paper: principal component analysis (PCA) by the singular value
-decomposition of the centred rows, the two directions along which the rows vary most (Pearson 1901;
-Lecture 6 derives the same axes from the eigenvectors of the covariance). ``embedding_map`` plots the
-result with one colour per word class.
+``project_2d`` draws a table on paper: principal component analysis (PCA), the two directions along
+which the rows vary most (Pearson 1901), computed by ``utils.linalg.pca`` from the eigenvectors of the
+covariance (Lecture 6 builds it). ``embedding_map`` plots the result with one colour per word class.
 """
 
 from __future__ import annotations
@@ -28,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from matplotlib.axes import Axes
 
+from .linalg import pca
+
 __all__ = [
     "cosine_similarity_matrix", "nearest_neighbours", "principal_axes", "project_2d", "spread_labels",
-    "embedding_map",
+    "embedding_map", "neighbour_overlap",
 ]
 
 
@@ -96,10 +97,11 @@ def principal_axes(E: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Ten
     """The ``k`` directions along which the rows of ``E (N, C)`` vary most, and their share of the variance.
 
     Returns ``(components (k, C), explained_variance_ratio (k,))``: orthonormal rows, largest variance
-    first. Computed from the SVD of the centred table ``X = E - mean = U S Vᵀ``: the rows of ``Vᵀ`` are
-    the eigenvectors of the covariance ``XᵀX / (N - 1)`` and ``S² / (N - 1)`` its eigenvalues (the
-    variances). An eigenvector's sign is arbitrary, so each component is flipped to make its entry of
-    largest magnitude positive: the same table always gives the same picture.
+    first. This is principal component analysis, ``utils.linalg.pca`` (Lecture 6): the components are the
+    top eigenvectors of the covariance of the rows, each eigenvalue the variance along its direction, and
+    the ratio divides it by the total variance (the sum of all eigenvalues, the trace of the covariance).
+    An eigenvector's sign is arbitrary, so each component has its entry of largest magnitude positive:
+    the same table always gives the same picture.
 
     >>> X = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, -1.0], [0.0, 1.0]])
     >>> components, ratio = principal_axes(X, k=2)
@@ -111,13 +113,9 @@ def principal_axes(E: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Ten
         raise TypeError(f"k must be an int, got {type(k).__name__}")
     if not 1 <= k <= min(E.shape):
         raise ValueError(f"k must be between 1 and min(N, C) = {min(E.shape)}, got {k}")
-    X = E - E.mean(dim=0, keepdim=True)  # (N, C): centred, PCA describes the spread around the mean
-    _, S, Vh = torch.linalg.svd(X, full_matrices=False)  # S (min(N, C),), Vh (min(N, C), C)
-    components = Vh[:k].clone()  # (k, C)
-    largest = components.abs().argmax(dim=1, keepdim=True)  # (k, 1): the entry that decides the sign
-    components *= torch.sign(components.gather(1, largest))
-    variance = S**2
-    return components, variance[:k] / variance.sum().clamp_min(torch.finfo(E.dtype).tiny)
+    components, variance, _ = pca(E, k)  # (k, C), (k,)
+    total = E.var(dim=0).sum()  # the trace of the covariance: the variance summed over every direction
+    return components, variance / total.clamp_min(torch.finfo(E.dtype).tiny)
 
 
 def project_2d(E: torch.Tensor) -> torch.Tensor:
@@ -127,19 +125,17 @@ def project_2d(E: torch.Tensor) -> torch.Tensor:
     plane it keeps their distances exactly (the picture is the plane, possibly rotated or mirrored).
 
     >>> E = torch.tensor([[0.0, 0.0, 5.0], [4.0, 0.0, 5.0], [2.0, 1.0, 5.0], [2.0, -1.0, 5.0]])
-    >>> project_2d(E)                         # four points in the plane z = 5: the plane itself
+    >>> project_2d(E).round(decimals=4)       # four points in the plane z = 5: the plane itself
     tensor([[-2.,  0.],
             [ 2.,  0.],
             [ 0.,  1.],
             [ 0., -1.]])
     """
     _check_table("E", E, min_rows=2)
-    X = E - E.mean(dim=0, keepdim=True)  # (N, C)
-    k = min(2, *X.shape)
-    components, _ = principal_axes(E, k)  # (k, C)
-    coordinates = X @ components.T  # (N, C) @ (C, k) -> (N, k)
-    if k < 2:  # one row-difference direction only (N = 2) or C = 1: the second coordinate is 0
-        coordinates = torch.cat([coordinates, coordinates.new_zeros(len(X), 2 - k)], dim=1)  # (N, 2)
+    k = min(2, *E.shape)
+    _, _, coordinates = pca(E, k)  # (N, k): the centred rows along the top k components
+    if k < 2:  # C = 1: the second coordinate is 0
+        coordinates = torch.cat([coordinates, coordinates.new_zeros(len(E), 2 - k)], dim=1)  # (N, 2)
     return coordinates
 
 
@@ -240,3 +236,35 @@ def embedding_map(
     if title:
         ax.set_title(title)
     return ax
+
+
+# --- Lecture 6: how much of the neighbourhood survives a compression ------------------------------------
+
+def neighbour_overlap(A: torch.Tensor, B: torch.Tensor, k: int = 5) -> float:
+    """The mean share of each row's ``k`` nearest neighbours (by cosine) that two tables ``A (N, C)`` and
+    ``B (N, C')`` agree on, row ``i`` of one standing for the same word as row ``i`` of the other: 1.0 when
+    every word keeps its neighbours (e.g. ``B`` is ``A`` rebuilt from its principal components), about
+    ``k / (N - 1)`` for unrelated tables.
+
+    >>> A = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> neighbour_overlap(A, A, k=1), neighbour_overlap(A, A[[0, 2, 1, 3]], k=1)   # rows 1 and 2 swapped
+    (1.0, 0.0)
+    """
+    _check_table("A", A, min_rows=2)
+    _check_table("B", B, min_rows=2)
+    if A.shape[0] != B.shape[0]:
+        raise ValueError(f"A and B must have one row per word each (the same N), got {A.shape[0]} and "
+                         f"{B.shape[0]}")
+    N = A.shape[0]
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    if not 1 <= k <= N - 1:
+        raise ValueError(f"k must be between 1 and {N - 1} (the other rows), got {k}")
+    def top_k(E: torch.Tensor) -> torch.Tensor:  # (N, k): every row's k nearest others, as nearest_neighbours
+        S = cosine_similarity_matrix(E)  # (N, N)
+        S.fill_diagonal_(float("-inf"))  # a word is not its own neighbour
+        return S.topk(k, dim=1).indices
+
+    in_a = F.one_hot(top_k(A), N).sum(dim=1)  # (N, k) -> (N, k, N) -> (N, N): 1 where j is a neighbour of i
+    in_b = F.one_hot(top_k(B), N).sum(dim=1)
+    return (in_a * in_b).sum().item() / (N * k)  # neighbours that both tables list, as a share of N·k

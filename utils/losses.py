@@ -17,9 +17,13 @@ Each function is the readable version of a formula; the tests check it against P
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import torch
+
+from ._validation import check_positive_int
 
 __all__ = [
     "IGNORE_INDEX",
@@ -30,6 +34,11 @@ __all__ = [
     "mask_tokens",
     "MASK_FRACTION",
     "RANDOM_FRACTION",
+    "log_gaussian_on_grid",
+    "kl_divergence_from_logs",
+    "GaussianFit",
+    "fit_gaussian_kl",
+    "kl_landscape",
 ]
 
 IGNORE_INDEX = -100  # PyTorch's default ignore_index: a label that does not count in the loss
@@ -285,3 +294,150 @@ def mask_tokens(
     inputs = inputs.masked_fill(to_mask, mask_token_id)  # masked_fill returns a new tensor
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
     return inputs, labels
+
+
+# --- Lecture 6: forward and reverse KL, fitted by gradient descent --------------------------------------
+# A Gaussian q fitted to a two-peaked p behaves very differently depending on which KL is minimised
+# (Bishop 2006, section 10.1.2 and figure 10.3; Murphy 2012, section 21.2.2). Distributions live on a
+# grid of points so that every KL is a finite sum; they are handled as log-probabilities, because a
+# narrow Gaussian underflows to exactly 0 far from its mean and KL(p‖q) would then read +inf.
+
+def log_gaussian_on_grid(grid: torch.Tensor, mean: float | torch.Tensor,
+                         std: float | torch.Tensor) -> torch.Tensor:
+    """Log-probabilities ``(..., G)`` of a Gaussian discretised on ``grid (G,)``: ``log_softmax`` of
+    ``-(x - mean)² / (2 std²)`` over the grid, so the probabilities sum to exactly 1 on it.
+
+    ``mean`` and ``std`` may be tensors (differentiable, for fitting), broadcast against a trailing grid
+    dimension: ``mean (M, 1)`` and ``std (S, 1, 1)`` give ``(S, M, G)``, one distribution per pair.
+
+    >>> grid = torch.tensor([-1.0, 0.0, 1.0])
+    >>> log_gaussian_on_grid(grid, 0.0, 1.0).exp()          # weights e^-0.5 : 1 : e^-0.5, normalised
+    tensor([0.2741, 0.4519, 0.2741])
+    """
+    _check_float_tensor("grid", grid)
+    if grid.dim() != 1 or grid.numel() < 2:
+        raise ValueError(f"grid must be 1-D with at least 2 points, got shape {tuple(grid.shape)}")
+    std_t = torch.as_tensor(std, dtype=grid.dtype, device=grid.device)
+    if (std_t <= 0).any():
+        raise ValueError(f"std must be > 0, got min {std_t.min().item():.4g}")
+    z = (grid - torch.as_tensor(mean, dtype=grid.dtype, device=grid.device)) / std_t  # (..., G)
+    return torch.log_softmax(-0.5 * z**2, dim=-1)
+
+
+def kl_divergence_from_logs(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """``KL(p‖q) = Σ p (log p - log q)`` over the last dimension, from log-probabilities: the same number
+    as ``kl_divergence(p, q)``, but it stays finite when ``q`` is so small that it rounds to 0.
+
+    >>> log_p = torch.log(torch.tensor([0.5, 0.5]))
+    >>> log_q = torch.tensor([-200.0, 0.0])                 # q = (e^-200, 1): q₀ underflows in float32
+    >>> round(kl_divergence_from_logs(log_p, log_q).item(), 4)     # 0.5 (log 0.5 + 200) + 0.5 log 0.5
+    99.3069
+    >>> kl_divergence(log_p.exp(), log_q.exp()).item()             # from the rounded probabilities
+    inf
+    """
+    _check_float_tensor("log_p", log_p)
+    _check_float_tensor("log_q", log_q)
+    if log_p.dim() < 1 or log_p.shape != log_q.shape:
+        raise ValueError(f"log_p and log_q must have the same shape (..., n), got {tuple(log_p.shape)} and "
+                         f"{tuple(log_q.shape)}")
+    p = log_p.exp()
+    # where p is exactly 0 (log p = -inf) the term is 0 by the limit p log p -> 0, whatever log_q is
+    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
+    return terms.sum(dim=-1)
+
+
+_DIRECTIONS = ("forward", "reverse")
+
+
+def _kl_in_direction(log_target: torch.Tensor, log_q: torch.Tensor, direction: str) -> torch.Tensor:
+    # forward: KL(p‖q), the expectation under the target; reverse: KL(q‖p), under the model
+    if direction == "forward":
+        return kl_divergence_from_logs(log_target.expand_as(log_q), log_q)
+    return kl_divergence_from_logs(log_q, log_target.expand_as(log_q))
+
+
+def _check_fit_inputs(log_target: object, grid: object, direction: object) -> None:
+    _check_float_tensor("log_target", log_target)
+    _check_float_tensor("grid", grid)
+    if grid.dim() != 1 or log_target.shape != grid.shape:
+        raise ValueError(f"log_target and grid must both be 1-D of the same length, got shapes "
+                         f"{tuple(log_target.shape)} and {tuple(grid.shape)}")
+    total = torch.logsumexp(log_target, dim=0).item()
+    if not abs(total) < 1e-3:
+        raise ValueError(f"log_target must be log-probabilities (exp sums to 1), got exp summing to "
+                         f"{math.exp(total):.6g}")
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"direction must be 'forward' (KL(p‖q)) or 'reverse' (KL(q‖p)), got {direction!r}")
+
+
+@dataclass
+class GaussianFit:
+    """The Gaussian ``q`` that gradient descent found, the KL it reached, and the path it took."""
+
+    mean: float
+    std: float
+    kl: float
+    direction: str
+    path: list[tuple[float, float]] = field(default_factory=list)  # (mean, std) before every step
+
+
+def fit_gaussian_kl(log_target: torch.Tensor, grid: torch.Tensor, direction: str, mean: float = 0.5,
+                    std: float = 1.0, steps: int = 300, lr: float = 0.05) -> GaussianFit:
+    """Fit a Gaussian ``q`` on ``grid (G,)`` to a target given by ``log_target (G,)`` (log-probabilities on
+    the same grid), by ``steps`` Adam steps on its mean and log standard deviation, from ``(mean, std)``.
+
+    - ``direction="forward"`` minimises ``KL(p‖q)``: an expectation under ``p``, so ``q`` pays dearly
+      wherever ``p`` has mass and ``q`` has little. The best ``q`` covers all of ``p``: for a Gaussian
+      family it matches ``p``'s mean and variance (*mean-covering*, or moment matching).
+    - ``direction="reverse"`` minimises ``KL(q‖p)``: an expectation under ``q``, so ``q`` pays wherever it
+      puts mass that ``p`` lacks, and nothing for ignoring part of ``p``. ``q`` settles on one peak
+      (*mode-seeking*); which one depends on where it starts.
+
+    >>> grid = torch.linspace(-5, 5, 101)
+    >>> fit = fit_gaussian_kl(log_gaussian_on_grid(grid, 1.0, 0.8), grid, "reverse", mean=0.0, std=2.0)
+    >>> round(fit.mean, 2), round(fit.std, 2), fit.kl < 1e-4      # one Gaussian: found exactly
+    (1.0, 0.8, True)
+    """
+    _check_fit_inputs(log_target, grid, direction)
+    check_positive_int("steps", steps)
+    for name, value in (("std", std), ("lr", lr)):
+        _check_number(name, value)
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+    _check_number("mean", mean)
+    target = log_target.detach()
+    mu = torch.tensor(float(mean), dtype=grid.dtype, device=grid.device, requires_grad=True)
+    log_std = torch.tensor(math.log(std), dtype=grid.dtype, device=grid.device, requires_grad=True)
+    optimizer = torch.optim.Adam([mu, log_std], lr=lr)
+    path = []
+    for _ in range(steps):
+        path.append((mu.item(), log_std.exp().item()))
+        loss = _kl_in_direction(target, log_gaussian_on_grid(grid, mu, log_std.exp()), direction)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        final = _kl_in_direction(target, log_gaussian_on_grid(grid, mu, log_std.exp()), direction).item()
+    path.append((mu.item(), log_std.exp().item()))
+    return GaussianFit(mean=mu.item(), std=log_std.exp().item(), kl=final, direction=direction, path=path)
+
+
+def kl_landscape(log_target: torch.Tensor, grid: torch.Tensor, means: torch.Tensor, stds: torch.Tensor,
+                 direction: str) -> torch.Tensor:
+    """The KL ``(S, M)`` between the target and the Gaussian ``q`` with each mean of ``means (M,)`` and
+    each standard deviation of ``stds (S,)``, in ``direction`` (``"forward"``: KL(p‖q), ``"reverse"``:
+    KL(q‖p)): the surface that ``fit_gaussian_kl`` descends, to draw as a heatmap.
+
+    >>> grid = torch.linspace(-4, 4, 81)
+    >>> table = kl_landscape(log_gaussian_on_grid(grid, 1.0, 1.0), grid, torch.tensor([0.0, 1.0]),
+    ...                      torch.tensor([1.0]), "forward")
+    >>> table.shape, round(table[0, 1].item(), 6)           # zero where q is the target itself
+    (torch.Size([1, 2]), 0.0)
+    """
+    _check_fit_inputs(log_target, grid, direction)
+    for name, values in (("means", means), ("stds", stds)):
+        _check_float_tensor(name, values)
+        if values.dim() != 1 or values.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(values.shape)}")
+    log_q = log_gaussian_on_grid(grid, means[None, :, None], stds[:, None, None])  # (S, M, G)
+    return _kl_in_direction(log_target, log_q, direction)  # (S, M)

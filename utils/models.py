@@ -26,12 +26,12 @@ from ._validation import check_positive_int
 from .attention import MultiHeadAttention, causal_mask, visible_window
 from .data import tiny_world_sentences, tiny_world_vocabulary
 from .tokenization import WordTokenizer
-from .training import History, stream_batches, train
+from .training import History, lm_loss, stream_batches, train
 
 __all__ = ["GPTConfig", "Block", "TinyGPT", "next_token_probs", "CourseLM",
            "course_language_model", "train_course_language_model", "save_course_language_model",
            "TinyEncoder", "padding_mask", "segment_ids_from_separators", "SentencePairClassifier",
-           "Seq2SeqConfig", "DecoderBlock", "Seq2SeqAttention", "TinySeq2Seq"]
+           "Seq2SeqConfig", "DecoderBlock", "Seq2SeqAttention", "TinySeq2Seq", "token_embedding_gradient"]
 
 
 @dataclass
@@ -741,6 +741,44 @@ def course_language_model(device: torch.device | str | None = None,
     model.to(device).eval()
     losses = list(payload["losses"])
     return CourseLM(model, tokenizer, History(steps=list(range(1, len(losses) + 1)), losses=losses))
+
+
+# --- Lecture 6: the gradient of the token embedding table -------------------------------------------------
+
+def token_embedding_gradient(model: TinyGPT, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient of the next-token loss on ``ids (B, T)`` with respect to ``model.tok_emb.weight``
+    ``(V, C)``, and the gradient ``upstream (B, T - 1, C)`` that arrived at the looked-up vectors.
+
+    The model reads ``ids[:, :-1]`` and predicts ``ids[:, 1:]`` (mean cross-entropy, ``lm_loss``), as in
+    training. Returning ``upstream`` lets a notebook redo the last step of the chain rule by hand
+    (``utils.linalg.embedding_gradient(ids[:, :-1], upstream, V)`` gives the same table). The model's
+    parameters and their ``.grad`` are left as they were; it runs in eval mode (no dropout).
+
+    >>> model = TinyGPT(GPTConfig(vocab_size=6, block_size=4, d_model=8, n_heads=2, n_layers=1))
+    >>> grad, upstream = token_embedding_gradient(model, torch.tensor([[1, 2, 2, 5]]))
+    >>> tuple(grad.shape), tuple(upstream.shape), grad.abs().sum(dim=1).nonzero().flatten().tolist()
+    ((6, 8), (1, 3, 8), [1, 2])
+    """
+    if not isinstance(model, TinyGPT):
+        raise TypeError(f"model must be a TinyGPT, got {type(model).__name__}")
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.shape[1] < 2:
+        raise ValueError("ids must be a (B, T) LongTensor with T >= 2 (the model reads ids[:, :-1] and "
+                         "predicts ids[:, 1:])")
+    table = model.tok_emb.weight
+    if not table.requires_grad:
+        raise ValueError("model.tok_emb.weight is frozen (requires_grad=False): it has no gradient to show")
+    looked_up: list[torch.Tensor] = []  # the output of the lookup, a node of the graph we differentiate
+    handle = model.tok_emb.register_forward_hook(lambda module, inputs, output: looked_up.append(output))
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(ids[:, :-1].to(table.device))  # (B, T-1, V)
+    finally:
+        handle.remove()
+        model.train(was_training)
+    loss = lm_loss(logits, ids[:, 1:].to(table.device))
+    grad, upstream = torch.autograd.grad(loss, [table, looked_up[0]])  # (V, C), (B, T-1, C)
+    return grad, upstream
 
 
 if __name__ == "__main__":  # python -m utils.models: (re)make the shipped checkpoint, on the CPU

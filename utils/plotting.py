@@ -17,7 +17,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyBboxPatch
 
-__all__ = ["heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS", "memory_breakdown_bars"]
+__all__ = ["heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS", "memory_breakdown_bars", "row_norm_bars",
+           "distributions_on_grid", "layer_norms_plot"]
 
 # Pale, distinguishable colours for token boxes (token i gets colour i mod len).
 TOKEN_COLOURS = ("#cfe8ff", "#ffe0b3", "#d6f5d6", "#f9d0e0", "#e6dcff", "#fff3b0")
@@ -162,6 +163,86 @@ def memory_breakdown_bars(
     ax.set_xticks(xs, labels=labels, rotation=rotation)
     ax.set_ylabel("memory (GB)")
     ax.legend(fontsize=8, loc="upper left")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# --- Lecture 6: gradient rows, distributions on a grid, gradient norms per layer -----------------------
+
+def row_norm_bars(norms, labels: Sequence[str], ax: Axes | None = None, title: str | None = None) -> Axes:
+    """One bar per row of a table (e.g. the gradient norm of each embedding row), labelled; rows whose
+    value is exactly 0 get no bar but a grey ``·`` on the axis, so "nothing" stays visible.
+
+    >>> ax = row_norm_bars([0.0, 2.0, 0.5], ["a", "b", "c"])
+    >>> [round(float(p.get_height()), 2) for p in ax.patches], len(ax.collections[0].get_offsets())
+    ([0.0, 2.0, 0.5], 1)
+    """
+    values = _as_array(norms)
+    if values.ndim != 1 or len(values) != len(labels):
+        raise ValueError(f"norms must be 1-D with one entry per label ({len(labels)}), got shape "
+                         f"{values.shape}")
+    ax = _axes(ax, figsize=(12, 3))
+    xs = np.arange(len(values))
+    zero = values == 0
+    ax.bar(xs, values, color=np.where(zero, "#cccccc", "#4c72b0"))
+    ax.scatter(xs[zero], np.zeros(int(zero.sum())), marker=".", color="#999999", zorder=3)
+    ax.set_xticks(xs, labels=list(labels), rotation=90, fontsize=8)
+    ax.set_xlim(-0.7, len(values) - 0.3)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def distributions_on_grid(grid, curves: dict, ax: Axes | None = None, filled: str | None = None,
+                          title: str | None = None) -> Axes:
+    """Probability distributions on a common ``grid`` (``curves``: label -> probabilities), as lines;
+    the curve named ``filled`` (e.g. the target) is drawn as a grey area behind the others.
+
+    >>> ax = distributions_on_grid([0, 1, 2], {"p": [0.2, 0.5, 0.3], "q": [0.3, 0.4, 0.3]}, filled="p")
+    >>> [line.get_label() for line in ax.get_lines()], len(ax.collections)
+    (['q'], 1)
+    """
+    xs = _as_array(grid)
+    if filled is not None and filled not in curves:
+        raise ValueError(f"filled must name one of the curves {list(curves)}, got {filled!r}")
+    ax = _axes(ax, figsize=(6, 3))
+    for name, probs in curves.items():
+        ys = _as_array(probs)
+        if ys.shape != xs.shape:
+            raise ValueError(f"curve {name!r} must have one value per grid point ({len(xs)}), got {ys.shape}")
+        if name == filled:
+            ax.fill_between(xs, ys, color="#cccccc", label=name)
+        else:
+            ax.plot(xs, ys, linewidth=2, label=name)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def layer_norms_plot(norms: dict, ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Gradient norm per layer (label -> ``(depth,)`` values, layer 1 = nearest the input), log scale.
+    A norm of exactly 0 (a gradient that underflowed in float32) cannot be drawn on a log scale: the
+    line stops there, and the legend says how many layers got exactly nothing.
+
+    >>> ax = layer_norms_plot({"relu": [1.0, 1.2], "sigmoid": [0.0, 1e-3, 1.0]})
+    >>> ax.get_yscale(), [line.get_label() for line in ax.get_lines()]
+    ('log', ['relu', 'sigmoid (1 layer exactly 0)'])
+    """
+    ax = _axes(ax, figsize=(6, 3.5))
+    for name, values in norms.items():
+        ys = _as_array(values)
+        if ys.ndim != 1 or (ys < 0).any() or np.isnan(ys).any():
+            raise ValueError(f"norms[{name!r}] must be 1-D and >= 0, got {ys}")
+        zeros = int((ys == 0).sum())
+        label = f"{name} ({zeros} layer{'s' if zeros > 1 else ''} exactly 0)" if zeros else name
+        shown = np.where(ys > 0, ys, np.nan)  # NaN: no point, the line breaks
+        ax.plot(np.arange(1, len(ys) + 1), shown, marker="o", markersize=3, label=label)
+    ax.set_yscale("log")
+    ax.set(xlabel="layer (1 = nearest the input)", ylabel="gradient norm of the layer's weights")
+    ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
     return ax

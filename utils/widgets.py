@@ -18,7 +18,8 @@ from .plotting import TOKEN_COLOURS
 
 __all__ = ["tokens_html", "lora_rank_explorer", "memory_table_html", "memory_calculator",
            "head_weights", "attention_explorer", "window_html", "context_window_explorer",
-           "merge_explorer"]
+           "merge_explorer", "embedding_gradient_explorer", "softmax_jacobian_explorer",
+           "pca_reconstruction_explorer", "kl_explorer", "gradient_flow_explorer"]
 
 
 def tokens_html(pieces: list[str]) -> str:
@@ -446,3 +447,177 @@ def top_k_top_p_explorer(model, input_ids, decode, token_label=None, max_new_tok
         control.observe(update, names="value")
     update()
     return widgets.VBox([widgets.HBox([k, p, t]), out])
+
+
+# --- Lecture 6: gradients of embeddings, the softmax Jacobian, PCA, KL, gradient flow ------------------
+
+def _draw(out: widgets.Output, fig) -> None:
+    """Show ``fig`` in ``out`` (replacing what was there) and close it, so it is not drawn twice."""
+    with out:
+        out.clear_output(wait=True)
+        display(fig)
+    plt.close(fig)
+
+
+def embedding_gradient_explorer(course, sentences: list[str], max_batch: int = 8) -> widgets.VBox:
+    """Choose a sentence (and how many of the following ones join it in the batch): bars show the norm
+    of the gradient that each row of the course model's embedding table receives from the next-token loss
+    (``utils.models.token_embedding_gradient``). Rows of tokens that the batch never reads stay at 0."""
+    import torch
+
+    from .models import token_embedding_gradient
+    from .plotting import row_norm_bars
+
+    if not sentences or isinstance(sentences, str):
+        raise ValueError("sentences must be a non-empty list of str")
+    labels = course.tokenizer.id_to_token
+    first = widgets.Dropdown(options=list(sentences), value=sentences[0], description="sentence",
+                             layout=widgets.Layout(width="480px"))
+    batch = widgets.IntSlider(value=1, min=1, max=max(1, min(max_batch, len(sentences))), description="batch",
+                              continuous_update=False)
+    out = widgets.Output()
+
+    def update(change=None) -> None:
+        start = list(sentences).index(first.value)
+        chosen = [sentences[(start + i) % len(sentences)] for i in range(batch.value)]
+        ids = torch.cat([course.encode(text) for text in chosen])  # (B, 10): same length in the tiny world
+        grad, _ = token_embedding_gradient(course.model, ids)
+        norms = grad.norm(dim=1).cpu()  # (V,)
+        fig, ax = plt.subplots(figsize=(12, 3))
+        row_norm_bars(norms, labels, ax=ax, title=f"{int((norms > 0).sum())} of {len(labels)} rows receive a "
+                                                  f"gradient from {len(chosen)} sentence(s)")
+        ax.set_ylabel("‖gradient of the row‖")
+        _draw(out, fig)
+
+    first.observe(update, names="value")
+    batch.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([first, batch]), out])
+
+
+def softmax_jacobian_explorer(logits, labels=None) -> widgets.VBox:
+    """A temperature slider over ``softmax(logits / T)``: the probabilities and their Jacobian
+    ``diag(s) - s sᵀ`` (``utils.linalg.softmax_jacobian``). Low temperature saturates the softmax and the
+    Jacobian, the gradient that flows back through it, shrinks towards 0."""
+    import torch
+
+    from .linalg import softmax_jacobian
+    from .plotting import heatmap
+
+    logits = torch.as_tensor(logits, dtype=torch.float32).detach().cpu()
+    if logits.dim() != 1 or len(logits) < 2:
+        raise ValueError(f"logits must be 1-D with at least 2 entries, got shape {tuple(logits.shape)}")
+    labels = [str(i) for i in range(len(logits))] if labels is None else list(labels)
+    temperature = widgets.FloatLogSlider(value=1.0, base=10, min=-1.3, max=1.0, step=0.05,
+                                         description="temperature", readout_format=".2f")
+    out = widgets.Output()
+
+    def update(change=None) -> None:
+        s = torch.softmax(logits / temperature.value, dim=0)
+        J = softmax_jacobian(s)
+        fig, (ax_s, ax_j) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 1.4]})
+        ax_s.bar(labels, s.numpy())
+        ax_s.set(ylim=(0, 1), title=f"s = softmax(x / {temperature.value:.2f})")
+        heatmap(J, xlabels=labels, ylabels=labels, ax=ax_j, annotate=len(labels) <= 6, cmap="RdBu_r",
+                vmin=-0.25, vmax=0.25, title=f"Jacobian ∂s/∂x, largest |entry| {J.abs().max():.3f}")
+        fig.tight_layout()
+        _draw(out, fig)
+
+    temperature.observe(update, names="value")
+    update()
+    return widgets.VBox([temperature, out])
+
+
+def pca_reconstruction_explorer(X, k_neighbours: int = 5) -> widgets.VBox:
+    """A slider over ``k``: the rows of ``X (n, d)`` rebuilt from their first ``k`` principal components
+    (``utils.linalg.pca_reconstruct``), the share of the variance kept, the relative error, how many of
+    each row's nearest neighbours survive (``utils.embeddings.neighbour_overlap``), and the cosine
+    similarities of the rebuilt rows next to the original ones."""
+    import torch
+
+    from .embeddings import cosine_similarity_matrix, neighbour_overlap
+    from .linalg import pca, pca_reconstruct
+    from .plotting import heatmap
+
+    X = torch.as_tensor(X).detach().cpu()
+    d = X.shape[1]
+    _, variances, _ = pca(X, d)
+    total = variances.sum()
+    original = cosine_similarity_matrix(X)
+    k = widgets.IntSlider(value=2, min=1, max=d, description="k", continuous_update=False)
+    out = widgets.Output()
+
+    def update(change=None) -> None:
+        rebuilt = pca_reconstruct(X, k.value)
+        error = ((X - rebuilt).norm() / (X - X.mean(0)).norm()).item()
+        overlap = neighbour_overlap(X, rebuilt, k=k_neighbours)
+        fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(11, 4.4))
+        heatmap(original, ax=ax_a, vmin=-1, vmax=1, cmap="RdBu_r", title="cosine similarity, all d columns")
+        kept = (variances[: k.value].sum() / total).item()
+        heatmap(cosine_similarity_matrix(rebuilt), ax=ax_b, vmin=-1, vmax=1, cmap="RdBu_r",
+                title=f"rebuilt from k = {k.value}: {kept:.0%} of the variance,\n"
+                      f"relative error {error:.2f}, {overlap:.0%} of {k_neighbours} neighbours kept")
+        fig.tight_layout()
+        _draw(out, fig)
+
+    k.observe(update, names="value")
+    update()
+    return widgets.VBox([k, out])
+
+
+def kl_explorer(grid, log_target, mean: float = 0.5, std: float = 1.0) -> widgets.VBox:
+    """Sliders for the mean and standard deviation of a Gaussian ``q`` on ``grid``, drawn against the
+    target ``p`` (``log_target``: log-probabilities on the grid), with both ``KL(p‖q)`` and ``KL(q‖p)``
+    (``utils.losses.kl_divergence_from_logs``). Look for the two directions' best ``q`` by hand."""
+    import torch
+
+    from .losses import kl_divergence_from_logs, log_gaussian_on_grid
+    from .plotting import distributions_on_grid
+
+    grid = torch.as_tensor(grid).detach().cpu()
+    log_target = torch.as_tensor(log_target, dtype=grid.dtype).detach().cpu()
+    low, high = grid.min().item(), grid.max().item()
+    mu = widgets.FloatSlider(value=mean, min=low / 2, max=high / 2, step=0.05, description="mean of q")
+    sigma = widgets.FloatSlider(value=std, min=0.2, max=(high - low) / 3, step=0.05, description="std of q")
+    out = widgets.Output()
+
+    def update(change=None) -> None:
+        log_q = log_gaussian_on_grid(grid, mu.value, sigma.value)
+        forward = kl_divergence_from_logs(log_target, log_q).item()
+        reverse = kl_divergence_from_logs(log_q, log_target).item()
+        fig, ax = plt.subplots(figsize=(7, 3))
+        distributions_on_grid(grid, {"target p": log_target.exp(), "q": log_q.exp()}, ax=ax,
+                              filled="target p", title=f"KL(p‖q) = {forward:.3f}  (forward)     "
+                                                       f"KL(q‖p) = {reverse:.3f}  (reverse)")
+        _draw(out, fig)
+
+    mu.observe(update, names="value")
+    sigma.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([mu, sigma]), out])
+
+
+def gradient_flow_explorer(depth: int = 20, width: int = 64) -> widgets.VBox:
+    """A depth slider and a choice of activations: the gradient norm of every layer of a deep stack
+    (``utils.linalg.deep_stack_gradient_norms``), log scale. Sigmoid gradients shrink by a factor each
+    layer; ReLU's (with He initialisation) keep their size."""
+    from .linalg import ACTIVATIONS, deep_stack_gradient_norms
+    from .plotting import layer_norms_plot
+
+    layers = widgets.IntSlider(value=depth, min=2, max=60, description="depth", continuous_update=False)
+    chosen = widgets.SelectMultiple(options=sorted(ACTIVATIONS), value=("relu", "sigmoid"),
+                                    description="activations", rows=len(ACTIVATIONS))
+    seed = widgets.IntSlider(value=0, min=0, max=9, description="seed", continuous_update=False)
+    out = widgets.Output()
+
+    def update(change=None) -> None:
+        norms = {name: deep_stack_gradient_norms(name, layers.value, width=width, seed=seed.value)
+                 for name in chosen.value}
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        layer_norms_plot(norms, ax=ax, title=f"{layers.value} layers of width {width}")
+        _draw(out, fig)
+
+    for control in (layers, chosen, seed):
+        control.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([layers, seed, chosen]), out])
