@@ -336,3 +336,39 @@ def test_train_equals_readable_on_generated_text_with_many_merges():
     fast = BPETokenizer().train(text, 700)
     assert list(fast.merges.items()) == list(BPETokenizer().train_readable(text, 700).merges.items())
     assert fast.decode(fast.encode(text)) == text
+
+
+# --- Lecture 4: what a merge changes, unknown words --------------------------------------------------------
+
+from utils.tokenization import compare_tokenizers, pair_count_changes, unknown_rate  # noqa: E402
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 3), max_size=20), st.tuples(st.integers(0, 3), st.integers(0, 3)))
+def test_pair_count_changes_turn_old_counts_into_new_ones(ids, pair):
+    changes = pair_count_changes(ids, pair, 9)
+    before = Counter(get_pair_counts(ids))
+    before.update(changes)
+    after = {p: n for p, n in before.items() if n}
+    assert after == get_pair_counts(merge_pair(ids, pair, 9))
+    assert all(changes.values())  # only what changed
+
+
+def test_pair_count_changes_by_hand():
+    assert pair_count_changes([1, 1, 1], (1, 1), 5) == {(1, 1): -2, (5, 1): 1}  # overlapping pairs
+    assert pair_count_changes([1, 2, 1, 2], (1, 2), 5) == {(1, 2): -2, (2, 1): -1, (5, 5): 1}
+    assert pair_count_changes([3, 4], (1, 2), 5) == {}
+
+
+def test_unknown_rate_and_compare_tokenizers_by_hand(course_tok):
+    words = WordTokenizer(["the", "cat", "."])
+    chars = CharTokenizer().fit("the cat")
+    assert unknown_rate(words, "the dog sat .") == 0.5
+    assert unknown_rate(chars, "the dog") == pytest.approx(3 / 7)  # d, o and g
+    assert unknown_rate(course_tok, "cryptocurrency 🙂") == 0.0 and unknown_rate(words, "") == 0.0
+    pieces = compare_tokenizers("the dog", {"word": words, "char": chars, "bpe": course_tok})
+    assert pieces["word"] == [("the", False), ("dog", True)]
+    assert [c for c, unknown in pieces["char"] if unknown] == ["d", "o", "g"]
+    assert "".join(p for p, _ in pieces["bpe"]) == "the dog" and not any(u for _, u in pieces["bpe"])
+    with pytest.raises(TypeError, match="tokenizer"):
+        unknown_rate("not a tokenizer", "text")

@@ -35,6 +35,9 @@ __all__ = [
     "BPETokenizer",
     "CharTokenizer",
     "WordTokenizer",
+    "pair_count_changes",
+    "unknown_rate",
+    "compare_tokenizers",
 ]
 
 # GPT-2's pre-tokenization pattern (Radford et al. 2019), rewritten for Python's `re`, which has no \p{L}:
@@ -502,3 +505,54 @@ class WordTokenizer:
         if skip_specials:
             tokens = [t for t in tokens if t not in self.specials]
         return " ".join(tokens)
+
+
+# --- Lecture 4: what a merge changes, and words a tokenizer does not know --------------------------------
+
+def pair_count_changes(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> dict[tuple[int, int], int]:
+    """How merging ``pair`` into ``new_id`` changes the pair counts of ``ids``: ``{pair: new - old}``,
+    only the pairs whose count changed. This is all the fast trainer (``train_incremental``) needs to
+    know about a word after a merge, instead of counting every pair again.
+
+    >>> pair_count_changes([5, 6, 7, 5, 6], (5, 6), 9)    # (5,6) x2 and (6,7), (7,5) become (9,7), (7,9)
+    {(5, 6): -2, (6, 7): -1, (7, 5): -1, (9, 7): 1, (7, 9): 1}
+    """
+    before, after = get_pair_counts(ids), get_pair_counts(merge_pair(ids, pair, new_id))
+    changes = {p: after.get(p, 0) - n for p, n in before.items()}
+    changes.update({p: n for p, n in after.items() if p not in before})
+    return {p: d for p, d in changes.items() if d}
+
+
+def _unknown_flags(text: str, tokenizer) -> list[tuple[str, bool]]:
+    """``[(piece, unknown)]``: the pieces ``tokenizer`` cuts ``text`` into, and whether each is unknown."""
+    _check_text(text)
+    if isinstance(tokenizer, WordTokenizer):
+        return [(w, w not in tokenizer.token_to_id) for w in tokenizer.split(text)]
+    if isinstance(tokenizer, CharTokenizer):
+        return [(c, c not in tokenizer.char_to_id) for c in text]
+    if isinstance(tokenizer, BPETokenizer):
+        return [(piece, False) for piece in tokenizer.tokens(text)]  # bytes: nothing is ever unknown
+    raise TypeError(f"tokenizer must be a WordTokenizer, CharTokenizer or BPETokenizer, got "
+                    f"{type(tokenizer).__name__}")
+
+
+def unknown_rate(tokenizer, text: str) -> float:
+    """The share of ``text``'s tokens that ``tokenizer`` cannot represent (the out-of-vocabulary rate):
+    words that become ``<unk>``, characters outside a ``CharTokenizer``'s vocabulary; always 0 for
+    byte-level BPE. 0.0 for a text without tokens.
+
+    >>> unknown_rate(WordTokenizer(["the", "cat"]), "the cat saw the dog")
+    0.4
+    """
+    flags = _unknown_flags(text, tokenizer)
+    return sum(unknown for _, unknown in flags) / len(flags) if flags else 0.0
+
+
+def compare_tokenizers(text: str, tokenizers: dict[str, object]) -> dict[str, list[tuple[str, bool]]]:
+    """For each named tokenizer, the pieces of ``text`` and whether each is unknown (what Lecture 4's
+    out-of-vocabulary widget draws).
+
+    >>> compare_tokenizers("the cats", {"word": WordTokenizer(["the", "cat"])})
+    {'word': [('the', False), ('cats', True)]}
+    """
+    return {name: _unknown_flags(text, tok) for name, tok in tokenizers.items()}
