@@ -65,3 +65,15 @@ def test_memory_breakdown_bars_stacks_components_in_gb():
     assert [line.get_ydata()[0] for line in ax.lines] == [5]
     with pytest.raises(ValueError, match="breakdowns"):
         memory_breakdown_bars({})
+
+
+def test_patch_grid_draws_one_line_per_patch_border():
+    from utils.multimodal import toy_image
+    from utils.plotting import patch_grid
+
+    ax = patch_grid(toy_image(64, 32), 16)
+    assert ax.get_title() == "8 patches of 16 × 16 = 8 tokens"
+    assert len(ax.lines) == (32 // 16 + 1) + (64 // 16 + 1)  # vertical and horizontal borders
+    with pytest.raises(ValueError, match="patch_size"):
+        patch_grid(toy_image(30, 30), 16)
+    plt.close("all")
