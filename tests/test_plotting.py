@@ -72,7 +72,7 @@ def test_patch_grid_draws_one_line_per_patch_border():
     from utils.plotting import patch_grid
 
     ax = patch_grid(toy_image(64, 32), 16)
-    assert ax.get_title() == "8 patches of 16 × 16 = 8 tokens"
+    assert ax.get_title() == "16 × 16 patches: 8 tokens"
     assert len(ax.lines) == (32 // 16 + 1) + (64 // 16 + 1)  # vertical and horizontal borders
     with pytest.raises(ValueError, match="patch_size"):
         patch_grid(toy_image(30, 30), 16)

@@ -186,7 +186,7 @@ class LogisticRegression(nn.Module):
     """
 
     def __init__(self, n_features: int, n_classes: int, l2: float = 0.0, max_iter: int = 500,
-                 tol: float = 1e-9) -> None:
+                 tol: float = 1e-5) -> None:
         super().__init__()
         check_positive_int("n_features", n_features)
         check_positive_int("n_classes", n_classes)

@@ -172,7 +172,7 @@ def patch_grid(image: torch.Tensor, patch_size: int, ax: Axes | None = None) -> 
     each square becomes one token of a Vision Transformer (Lecture 4, Q20).
 
     >>> patch_grid(torch.zeros(3, 32, 32), 8).get_title()
-    '16 patches of 8 × 8 = 16 tokens'
+    '8 × 8 patches: 16 tokens'
     """
     from .multimodal import num_patches
 
@@ -189,5 +189,5 @@ def patch_grid(image: torch.Tensor, patch_size: int, ax: Axes | None = None) -> 
         ax.axhline(y - 0.5, color="white", linewidth=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"{n} patches of {patch_size} × {patch_size} = {n} tokens")
+    ax.set_title(f"{patch_size} × {patch_size} patches: {n} tokens")
     return ax

@@ -547,11 +547,13 @@ def recall_explorer(models: dict, task, n: int = 300, seed: int = 0) -> widgets.
     return widgets.VBox([slider, out])
 
 
-def regularisation_explorer(fit, baseline, methods: dict[str, tuple[float, float, float]]) -> widgets.VBox:
+def regularisation_explorer(fit, baseline, methods: dict[str, tuple[float, float, float]],
+                            initial=None) -> widgets.VBox:
     """Pick a regulariser and its strength; ``fit(method, strength) -> History`` retrains (about a second,
     so the slider waits for you to let go) and the validation curve is drawn over ``baseline``'s (the
     ``History`` without regularisation). ``methods`` maps each name to ``(low, high, start)`` of a
-    log-scale slider."""
+    log-scale slider; ``initial``, if given, is the ``History`` of the first method at its start value,
+    drawn at once instead of being trained again."""
     method = widgets.Dropdown(options=list(methods), description="method")
     low, high, start = methods[method.value]
     strength = widgets.FloatLogSlider(value=start, min=math.log10(low), max=math.log10(high), step=0.25,
@@ -563,8 +565,8 @@ def regularisation_explorer(fit, baseline, methods: dict[str, tuple[float, float
         strength.min, strength.max = -20, 20  # widen first: min must never exceed max on the way
         strength.min, strength.max, strength.value = math.log10(lo), math.log10(hi), value
 
-    def update(change=None) -> None:
-        history = fit(method.value, strength.value)
+    def update(change=None, history=None) -> None:
+        history = history if history is not None else fit(method.value, strength.value)
         with out:
             out.clear_output(wait=True)
             fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -578,7 +580,7 @@ def regularisation_explorer(fit, baseline, methods: dict[str, tuple[float, float
 
     method.observe(lambda change: (set_range(), update()), names="value")
     strength.observe(update, names="value")
-    update()
+    update(history=initial)
     return widgets.VBox([widgets.HBox([method, strength]), out])
 
 
