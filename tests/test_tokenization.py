@@ -282,7 +282,8 @@ AGREEMENT_TEXTS = {
 @pytest.mark.parametrize("name", AGREEMENT_TEXTS)
 def test_fast_trainer_learns_the_readable_trainers_merges(name):
     text = AGREEMENT_TEXTS[name]
-    for vocab_size in (256, 257, 300, 1024):
+    sizes = (1024,) if name == "lecture 1" else (256, 257, 300, 1024)  # (smaller sizes are prefixes)
+    for vocab_size in sizes:
         fast = BPETokenizer().train(text, vocab_size)
         readable = BPETokenizer().train_readable(text, vocab_size)
         assert list(fast.merges.items()) == list(readable.merges.items()), (name, vocab_size)
