@@ -437,3 +437,18 @@ def test_course_notes_are_the_prose_of_lectures_1_to_3():
     assert 100_000 < len(notes) < 200_000 and "<a id=" not in notes
     assert notes.startswith("# Lecture 1") and "# Lecture 3" in notes and "```python" in notes
     assert course_text()[:200] not in notes  # a text of its own, not the course text again
+
+
+def test_notebook_prose_keeps_markdown_only_without_anchors(tmp_path):
+    import nbformat
+
+    from utils.data import notebook_prose
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell('## Q1 · Title <a id="q1"></a>\n\nSome prose.'),
+                nbformat.v4.new_code_cell("print('code is left out')"),
+                nbformat.v4.new_markdown_cell("  More prose.  ")]
+    path = tmp_path / "one.ipynb"
+    nbformat.write(nb, path)
+    assert notebook_prose([path, path]) == "## Q1 · Title\n\nSome prose.\n\nMore prose.\n\n" \
+                                           "## Q1 · Title\n\nSome prose.\n\nMore prose.\n"
