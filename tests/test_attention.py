@@ -331,3 +331,35 @@ def test_attention_cost_reports_time_and_quadratic_bytes():
         attention_cost(0)
     with pytest.raises(ValueError, match="repeats"):
         attention_cost(8, repeats=0)
+
+
+# --- Lecture 4: FLOPs of a longer window -------------------------------------------------------------------
+
+def test_transformer_flops_equal_pytorchs_flop_counter_on_a_block():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from utils.attention import transformer_flops
+    from utils.models import Block, GPTConfig
+
+    for T, d in [(32, 16), (10, 24)]:
+        block = Block(GPTConfig(vocab_size=5, block_size=T, d_model=d, n_heads=2, n_layers=1))
+        with FlopCounterMode(display=False) as counter:
+            block(torch.randn(1, T, d), causal_mask(T), need_weights=True)  # the explicit path: countable
+        counts = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+        expected = transformer_flops(T, d)
+        assert counts["aten.addmm"] == expected["linear"]  # projections and MLP
+        assert counts["aten.bmm"] == expected["quadratic"]  # Q K^T and weights @ V
+        assert counter.get_total_flops() == expected["total"]
+
+
+def test_transformer_flops_scaling_by_hand():
+    from utils.attention import transformer_flops
+
+    small, large = transformer_flops(2048, 12288, 96), transformer_flops(4096, 12288, 96)
+    assert large["linear"] == 2 * small["linear"] and large["quadratic"] == 4 * small["quadratic"]
+    d = 64
+    at = transformer_flops(6 * d, d)
+    assert at["linear"] == at["quadratic"]  # the crossover at T = 6 d (d_ff = 4 d)
+    assert transformer_flops(10, 8, d_ff=8)["linear"] == 2 * 10 * (4 * 64 + 2 * 64)
+    with pytest.raises(ValueError, match="seq_len"):
+        transformer_flops(0, 8)

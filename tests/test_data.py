@@ -10,6 +10,7 @@ import re
 from collections import Counter, defaultdict
 
 import pytest
+import torch
 
 from utils.data import (
     AGENTS,
@@ -328,3 +329,126 @@ def test_nsp_input():
         nsp_input(["the"], "cat")
     with pytest.raises(ValueError, match="sentence"):
         story_continues("the cat", "the dog")
+
+
+# --- Lecture 4: film reviews, the recall task, the course notes ------------------------------------------
+
+from utils.data import (  # noqa: E402
+    REVIEW_ADJECTIVES,
+    REVIEW_CLICHES,
+    RecallTask,
+    course_notes,
+    review_log_odds,
+    review_vocabulary,
+    reviews,
+)
+
+
+def test_reviews_are_seeded_balanced_and_use_only_the_vocabulary():
+    first = reviews(400, seed=3)
+    assert first == reviews(400, seed=3) and first != reviews(400, seed=4)
+    assert reviews(5, seed=3) == first[:5]  # a longer list starts with the shorter one
+    labels = [r.label for r in first]
+    assert set(labels) == {0, 1} and abs(sum(labels) / len(labels) - 0.5) < 0.07
+    vocabulary = set(review_vocabulary())
+    assert all(set(r.text.split()) <= vocabulary for r in first)
+    assert {r.verdict for r in first} == {"negative", "positive"}
+    assert all(r.text.endswith(" .") for r in first)
+    used = {w for r in reviews(3000, seed=0) for w in r.text.split()}
+    assert used == vocabulary  # every word of the vocabulary does occur
+
+
+def test_review_sentences_agree_with_the_verdict_at_the_stated_rates():
+    opinion_agrees = opinions = cliche_agrees = cliches = 0
+    for r in reviews(4000, seed=1):
+        for sentence in r.text.split(" ."):
+            words = sentence.split()
+            if len(words) == 4 and words[2] == "was":
+                opinions += 1
+                opinion_agrees += words[3] in REVIEW_ADJECTIVES[r.label]
+            elif sentence.strip() in REVIEW_CLICHES[r.label] + REVIEW_CLICHES[1 - r.label]:
+                cliches += 1
+                cliche_agrees += sentence.strip() in REVIEW_CLICHES[r.label]
+    assert abs(opinion_agrees / opinions - 0.85) < 0.02 and abs(cliche_agrees / cliches - 0.65) < 0.02
+    assert 1.9 < opinions / 4000 < 2.1 and 1.4 < cliches / 4000 < 1.6  # uniform 1..3 and 1..2 sentences
+
+
+def test_review_log_odds_by_hand_and_it_is_the_best_classifier():
+    strong, weak = math.log(0.85 / 0.15), math.log(0.65 / 0.35)
+    text = ("the plot was dull . the music was great . the cast was great . "
+            "save your money and stay at home tonight .")
+    assert review_log_odds(text) == pytest.approx(strong - weak)
+    assert review_log_odds("it runs for two hours . i saw it yesterday with my aunt .") == 0.0
+    # the exact posterior is the best rule: on many reviews it beats rules that weigh the clues otherwise
+    data = reviews(4000, seed=2)
+
+    def rule_accuracy(opinion_weight: float, cliche_weight: float) -> float:
+        right = 0.0
+        for r in data:
+            score = 0.0
+            for sentence in r.text.split(" ."):
+                words = sentence.split()
+                if len(words) == 4 and words[2] == "was":
+                    score += opinion_weight if words[3] in REVIEW_ADJECTIVES[1] else -opinion_weight
+                elif sentence.strip() in REVIEW_CLICHES[1]:
+                    score += cliche_weight
+                elif sentence.strip() in REVIEW_CLICHES[0]:
+                    score -= cliche_weight
+            right += 0.5 if abs(score) < 1e-9 else float((score > 0) == (r.label == 1))  # a tie: a coin
+        return right / len(data)
+
+    bayes = rule_accuracy(strong, weak)
+    assert bayes == pytest.approx(rule_accuracy(1.0, weak / strong))  # only the ratio of weights matters
+    assert bayes > 0.87
+    for other in [(1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 7.0)]:  # opinions only, clichés only, equal, x7
+        assert rule_accuracy(*other) < bayes - 0.01
+    with pytest.raises(TypeError, match="text"):
+        review_log_odds(None)
+
+
+def test_recall_task_targets_are_the_symbols_d_steps_back():
+    task = RecallTask(length=10, max_distance=7, n_symbols=5)
+    assert task.vocab_size == 12 and task.query_id(1) == 5 and task.query_id(7) == 11
+    x, y = task.batch(300, generator=torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (300, 11)
+    assert (y[:, :-1] == -100).all() and (x[:, :-1] < 5).all()
+    distances = x[:, -1] - 5 + 1  # the query says d
+    assert distances.min() == 1 and distances.max() == 7  # every distance drawn
+    assert torch.equal(y[:, -1], x[torch.arange(300), 10 - distances])
+    x3, y3 = task.batch(50, generator=torch.Generator().manual_seed(1), distance=3)
+    assert (x3[:, -1] == task.query_id(3)).all() and torch.equal(y3[:, -1], x3[:, 7])
+    again = task.batch(300, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], x) and torch.equal(again[1], y)
+
+
+def test_recall_task_bad_arguments():
+    with pytest.raises(ValueError, match="max_distance"):
+        RecallTask(length=4, max_distance=5)
+    with pytest.raises(ValueError, match="n_symbols"):
+        RecallTask(n_symbols=1)
+    with pytest.raises(ValueError, match="distance"):
+        RecallTask(length=4, max_distance=3).batch(2, distance=4)
+    with pytest.raises(TypeError, match="distance"):
+        RecallTask().query_id(1.0)
+
+
+def test_course_notes_are_the_prose_of_lectures_1_to_3():
+    notes = course_notes()
+    assert 100_000 < len(notes) < 200_000 and "<a id=" not in notes
+    assert notes.startswith("# Lecture 1") and "# Lecture 3" in notes and "```python" in notes
+    assert course_text()[:200] not in notes  # a text of its own, not the course text again
+
+
+def test_notebook_prose_keeps_markdown_only_without_anchors(tmp_path):
+    import nbformat
+
+    from utils.data import notebook_prose
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell('## Q1 · Title <a id="q1"></a>\n\nSome prose.'),
+                nbformat.v4.new_code_cell("print('code is left out')"),
+                nbformat.v4.new_markdown_cell("  More prose.  ")]
+    path = tmp_path / "one.ipynb"
+    nbformat.write(nb, path)
+    assert notebook_prose([path, path]) == "## Q1 · Title\n\nSome prose.\n\nMore prose.\n\n" \
+                                           "## Q1 · Title\n\nSome prose.\n\nMore prose.\n"

@@ -224,3 +224,70 @@ def test_token_embedding_gradient_rejects_bad_input(model):
             token_embedding_gradient(model, torch.zeros(1, 3, dtype=torch.long))
     finally:
         model.tok_emb.weight.requires_grad_(True)
+
+
+# --- Lecture 4: TinyRNN and transformers without positions -----------------------------------------------
+
+from utils.models import RNNConfig, TinyEncoder, TinyRNN, without_positions  # noqa: E402
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_tiny_rnn_forward_equals_its_steps_one_by_one(cell):
+    torch.manual_seed(0)
+    model = TinyRNN(RNNConfig(vocab_size=7, d_model=5, hidden_size=6, n_layers=2, cell=cell)).eval()
+    idx = torch.randint(0, 7, (3, 9))
+    logits, hidden = model(idx, return_hidden=True)
+    assert logits.shape == (3, 9, 7) and hidden.shape == (3, 9, 6)
+    state = model.initial_state(3)
+    for t in range(9):  # the T dependent steps, written out
+        step_logits, state = model.step(idx[:, t], state)
+        torch.testing.assert_close(step_logits, logits[:, t], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logits, model.head(hidden))
+
+
+def test_tiny_rnn_is_causal_and_its_hidden_states_carry_gradients():
+    torch.manual_seed(0)
+    model = TinyRNN(RNNConfig(vocab_size=7)).eval()
+    idx = torch.randint(0, 7, (2, 8))
+    changed = idx.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % 7
+    before, after = model(idx), model(changed)
+    torch.testing.assert_close(before[:, :5], after[:, :5])  # the past does not see the future
+    assert not torch.allclose(before[:, 5:], after[:, 5:])  # ... and a change reaches every later step
+    state, states = model.initial_state(2), []
+    for t in range(8):  # the step loop keeps every state in the graph: gradients flow back through time
+        logits, state = model.step(idx[:, t], state)
+        state.retain_grad()
+        states.append(state)
+    logits.sum().backward()
+    assert all(s.grad.abs().sum() > 0 for s in states[:-1])  # the last output depends on every earlier state
+    assert model(torch.randint(0, 7, (1, 500))).shape == (1, 500, 7)  # no context window
+
+
+def test_tiny_rnn_parameter_count_by_hand_and_bad_arguments():
+    model = TinyRNN(RNNConfig(vocab_size=10, d_model=4, hidden_size=3))
+    # embedding 10*4, GRU 3 gates: W_ih (9, 4), W_hh (9, 3), two biases (9,); head 3*10 + 10
+    assert model.num_parameters() == 40 + 9 * 4 + 9 * 3 + 2 * 9 + 30 + 10
+    with pytest.raises(ValueError, match="cell"):
+        RNNConfig(vocab_size=5, cell="transformer")
+    with pytest.raises(ValueError, match="idx"):
+        model(torch.tensor([[10]]))
+    with pytest.raises(ValueError, match="token_ids"):
+        model.step(torch.tensor([[1]]), None)
+    with pytest.raises(TypeError, match="config"):
+        TinyRNN(GPTConfig(vocab_size=5, block_size=4))
+
+
+def test_without_positions_makes_an_encoder_permutation_equivariant():
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=9, block_size=6, d_model=16, n_heads=2, n_layers=2)
+    encoder = TinyEncoder(config).eval()
+    blind = without_positions(encoder)
+    x = torch.randint(0, 9, (4, 6))
+    order = torch.randperm(6)
+    torch.testing.assert_close(blind(x)[:, order], blind(x[:, order]), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(encoder(x)[:, order], encoder(x[:, order]), atol=1e-3)  # positions: not
+    assert encoder.pos_emb.weight.abs().sum() > 0  # the original is left as it was
+    assert not blind.pos_emb.weight.requires_grad and blind.pos_emb.weight.abs().sum() == 0
+    with pytest.raises(TypeError, match="model"):
+        without_positions(nn.Linear(2, 2))

@@ -40,3 +40,14 @@ def test_bad_inputs_are_rejected_with_the_argument_named():
         image_to_patches(torch.zeros(1, 1, 4, 4), 0)
     with pytest.raises(ValueError, match="must divide"):
         num_patches(10, 10, 3)
+
+
+def test_toy_image_is_deterministic_in_range_and_its_patches_differ():
+    from utils.multimodal import toy_image
+
+    image = toy_image()
+    assert image.shape == (3, 224, 224) and torch.equal(image, toy_image())
+    assert image.min() >= 0 and image.max() <= 1
+    patches = image_to_patches(image[None], 16)[0]  # (196, 768)
+    assert patches.shape == (196, 768) and num_patches(224, 224, 16) == 196
+    assert len({tuple(p.round(decimals=3).tolist()) for p in patches}) > 50  # not one flat colour

@@ -99,3 +99,15 @@ def test_distributions_on_grid_and_layer_norms_plot():
     assert ax.get_lines()[0].get_label() == "sigmoid (2 layers exactly 0)"
     with pytest.raises(ValueError, match=">= 0"):
         layer_norms_plot({"relu": [-1.0, 1.0]})
+
+
+def test_patch_grid_draws_one_line_per_patch_border():
+    from utils.multimodal import toy_image
+    from utils.plotting import patch_grid
+
+    ax = patch_grid(toy_image(64, 32), 16)
+    assert ax.get_title() == "16 × 16 patches: 8 tokens"
+    assert len(ax.lines) == (32 // 16 + 1) + (64 // 16 + 1)  # vertical and horizontal borders
+    with pytest.raises(ValueError, match="patch_size"):
+        patch_grid(toy_image(30, 30), 16)
+    plt.close("all")

@@ -22,6 +22,7 @@ from utils.tokenization import (
     get_pair_counts,
     merge_pair,
     split_chunks,
+    train_incremental,
 )
 
 # hypothesis keeps its example database and Unicode tables in ./.hypothesis by default: use the temp dir
@@ -253,3 +254,122 @@ def test_word_tokenizer_bad_arguments():
         WordTokenizer.fit("a b", max_vocab=3)
     with pytest.raises(ValueError, match="ids"):
         WordTokenizer(["a"]).decode([4])
+
+
+# --- the fast trainer (Lecture 4): exactly the readable trainer's merges ---------------------------------
+
+def lecture_1_training_text() -> str:
+    """The text Lecture 1 trains on: the course text without every fifth paragraph."""
+    paragraphs = course_text().split("\n\n")
+    return "\n\n".join(p for i, p in enumerate(paragraphs) if i % 5 != 4)
+
+
+AGREEMENT_TEXTS = {
+    "classic": "aaabdaaabac",
+    "empty": "",
+    "one character": "a",
+    "one pair": "ab",
+    "one byte repeated": "aaaaaaaaaaaaaaaaa",  # overlapping (a, a) pairs: counted 16 times, merged 8 times
+    "only ties": "ab cd ef gh ij",  # every pair occurs once: the smallest pair first, every step
+    "punctuation only": "!!! ??? ... ,,, !?!?",
+    "unicode": "naïve café, 注意力机制 🙂 👩‍👩‍👧 Αυτό είναι ελληνικά — “quotes” e\u0301 \ud800 " * 7,
+    "whitespace": " \n\t  \n\n   x  \t",
+    "tiny world": " ".join(f"the cat chased the mouse {i % 7} times ." for i in range(60)),
+    "lecture 1": lecture_1_training_text(),
+}
+
+
+@pytest.mark.parametrize("name", AGREEMENT_TEXTS)
+def test_fast_trainer_learns_the_readable_trainers_merges(name):
+    text = AGREEMENT_TEXTS[name]
+    sizes = (1024,) if name == "lecture 1" else (256, 257, 300, 1024)  # (smaller sizes are prefixes)
+    for vocab_size in sizes:
+        fast = BPETokenizer().train(text, vocab_size)
+        readable = BPETokenizer().train_readable(text, vocab_size)
+        assert list(fast.merges.items()) == list(readable.merges.items()), (name, vocab_size)
+        assert fast.vocab == readable.vocab
+
+
+def test_fast_trainer_keeps_lecture_1s_merges():
+    # Lecture 1 stores outputs made with its 1,024-token tokenizer: pin a few of its merges by value
+    tok = BPETokenizer().train(lecture_1_training_text(), vocab_size=1024)
+    assert len(tok.merges) == 768
+    assert tok.tokens(" artificial") == [" artificial"]
+    assert " the" in [tok.piece(i) for i in list(tok.merges.values())[:10]]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet="ab é\n.", max_size=120), st.integers(256, 300))
+def test_fast_equals_readable_on_random_small_alphabets(text, vocab_size):
+    # a small alphabet makes ties and overlapping pairs (aaa, abab) common: where a wrong update shows
+    fast = BPETokenizer().train(text, vocab_size).merges
+    assert list(fast.items()) == list(BPETokenizer().train_readable(text, vocab_size).merges.items())
+
+
+@settings(max_examples=30, deadline=None)
+@given(any_text, st.integers(256, 280))
+def test_fast_equals_readable_on_arbitrary_unicode(text, vocab_size):
+    fast = BPETokenizer().train(text, vocab_size).merges
+    assert list(fast.items()) == list(BPETokenizer().train_readable(text, vocab_size).merges.items())
+
+
+def test_train_incremental_by_hand_and_without_modifying_inputs():
+    # "aaab" twice and "ab" once: (a,a) = 2 * 2 = 4 beats (a,b) = 2 + 1 = 3, so (a,a) -> 256 first;
+    # "aaab" is then [256, a, b]: (a,b) = 3 beats (256,a) = 2 -> 257; last, (256,257) = 2 -> 258
+    words, freqs = [[a, a, a, b], [a, b]], [2, 1]
+    merges = train_incremental(words, freqs, num_merges=10)
+    assert list(merges.items()) == [((a, a), 256), ((a, b), 257), ((256, 257), 258)]
+    assert words == [[a, a, a, b], [a, b]] and freqs == [2, 1]
+    assert train_incremental([], [], num_merges=5) == {}
+    assert train_incremental([[a]], [100], num_merges=5) == {}  # no pairs at all
+    assert list(train_incremental([[c, d], [a, b]], [1, 1], num_merges=1)) == [(a, b)]  # tie: smallest
+    with pytest.raises(ValueError):
+        train_incremental([[a, b]], [1, 2], num_merges=1)  # one frequency per word
+
+
+def test_train_equals_readable_on_generated_text_with_many_merges():
+    import random
+
+    rng = random.Random(4)
+    syllables = ["ka", "ri", "to", "ne", "su", "mo", "la", "é", "注"]
+    words = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 4))) for _ in range(300)]
+    text = " ".join(rng.choice(words) for _ in range(3000))
+    fast = BPETokenizer().train(text, 700)
+    assert list(fast.merges.items()) == list(BPETokenizer().train_readable(text, 700).merges.items())
+    assert fast.decode(fast.encode(text)) == text
+
+
+# --- Lecture 4: what a merge changes, unknown words --------------------------------------------------------
+
+from utils.tokenization import compare_tokenizers, pair_count_changes, unknown_rate  # noqa: E402
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 3), max_size=20), st.tuples(st.integers(0, 3), st.integers(0, 3)))
+def test_pair_count_changes_turn_old_counts_into_new_ones(ids, pair):
+    changes = pair_count_changes(ids, pair, 9)
+    before = Counter(get_pair_counts(ids))
+    before.update(changes)
+    after = {p: n for p, n in before.items() if n}
+    assert after == get_pair_counts(merge_pair(ids, pair, 9))
+    assert all(changes.values())  # only what changed
+
+
+def test_pair_count_changes_by_hand():
+    assert pair_count_changes([1, 1, 1], (1, 1), 5) == {(1, 1): -2, (5, 1): 1}  # overlapping pairs
+    assert pair_count_changes([1, 2, 1, 2], (1, 2), 5) == {(1, 2): -2, (2, 1): -1, (5, 5): 1}
+    assert pair_count_changes([3, 4], (1, 2), 5) == {}
+
+
+def test_unknown_rate_and_compare_tokenizers_by_hand(course_tok):
+    words = WordTokenizer(["the", "cat", "."])
+    chars = CharTokenizer().fit("the cat")
+    assert unknown_rate(words, "the dog sat .") == 0.5
+    assert unknown_rate(chars, "the dog") == pytest.approx(3 / 7)  # d, o and g
+    assert unknown_rate(course_tok, "cryptocurrency 🙂") == 0.0 and unknown_rate(words, "") == 0.0
+    pieces = compare_tokenizers("the dog", {"word": words, "char": chars, "bpe": course_tok})
+    assert pieces["word"] == [("the", False), ("dog", True)]
+    assert [c for c, unknown in pieces["char"] if unknown] == ["d", "o", "g"]
+    assert "".join(p for p, _ in pieces["bpe"]) == "the dog" and not any(u for _, u in pieces["bpe"])
+    with pytest.raises(TypeError, match="tokenizer"):
+        unknown_rate("not a tokenizer", "text")

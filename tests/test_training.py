@@ -168,3 +168,126 @@ def test_stream_batches_cuts_shifted_windows_from_the_stream():
         stream_batches(torch.arange(5), block_size=5, batch_size=2)
     with pytest.raises(ValueError, match="batch_size"):
         stream_batches(stream, block_size=4, batch_size=0)
+
+
+# --- Lecture 4: validation loss, early stopping, weight decay and L1 ---------------------------------------
+
+from utils.training import EarlyStopping, early_stopping_point, evaluate_loss, l1_penalty  # noqa: E402
+
+
+class _Scripted(nn.Module):
+    """A model whose validation loss follows a script: its output is the (trainable) scalar ``w`` and an
+    SGD step of lr 0 keeps it put, so the loss sequence is exactly what ``targets`` make it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.w.expand(len(x), 1) + x
+
+
+def test_early_stopping_rule_by_hand():
+    assert early_stopping_point([5, 4, 3, 2, 1], patience=1) == (4, 4)  # never stops: always better
+    assert early_stopping_point([5, 4, 4, 4], patience=2) == (1, 3)  # equal is not better
+    assert early_stopping_point([5, 6, 7, 1], patience=2) == (0, 2)  # stops before the late best
+    assert early_stopping_point([3.0], patience=3) == (0, 0)
+    stopper = EarlyStopping(3)
+    assert [stopper.update(v) for v in [2, 1, 1.5, 1.2, 0.9, 1, 1, 1]] == [False] * 7 + [True]
+    assert stopper.best_index == 4
+    with pytest.raises(ValueError, match="val_losses"):
+        early_stopping_point([], patience=1)
+    with pytest.raises(ValueError, match="patience"):
+        EarlyStopping(0)
+
+
+def test_train_records_validation_losses_on_the_eval_schedule():
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1)
+    x = torch.randn(32, 2)
+    val = (torch.randn(16, 2), torch.randn(16, 1))
+    history = train(model, lambda: (x, x.sum(1, keepdim=True)), steps=23, lr=0.01, loss_fn=F.mse_loss,
+                    eval_every=10, progress=False, val_data=val)
+    assert history.val_steps == [10, 20, 23] and len(history.val_losses) == 3
+    assert history.val_losses[-1] == pytest.approx(F.mse_loss(model(val[0]), val[1]).item())
+    assert history.best_val_loss == min(history.val_losses)
+    assert history.best_step == history.val_steps[history.val_losses.index(history.best_val_loss)]
+    assert history.stopped_at is None and history.eval_steps == []  # no eval_fn: no evals
+    assert evaluate_loss(model, *val, loss_fn=F.mse_loss) == pytest.approx(history.val_losses[-1])
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
+    # fit w to 1 on training data; the validation target is 0.3, so the val loss falls, then rises
+    torch.manual_seed(0)
+    model = _Scripted()
+    x = torch.zeros(8, 1)
+    snapshots = {}
+
+    def batch():
+        return x, torch.ones(8, 1)
+
+    def eval_fn() -> float:
+        snapshots[len(snapshots) + 1] = model.w.item()
+        return 0.0
+
+    history = train(model, batch, steps=200, lr=0.05, loss_fn=F.mse_loss, eval_every=1, progress=False,
+                    val_data=(x, torch.full((8, 1), 0.3)), patience=4, eval_fn=eval_fn, weight_decay=0.0)
+    best, stop = early_stopping_point(history.val_losses, patience=4)
+    assert history.stopped_at == history.val_steps[stop] == stop + 1 < 200  # it stopped early
+    assert len(history.losses) == history.stopped_at  # ... and took no step after that
+    assert history.best_step == best + 1 and stop - best == 4
+    assert model.w.item() == pytest.approx(snapshots[history.best_step])  # the best weights are back
+    assert abs(model.w.item() - 0.3) < 0.1
+    kept = train(_Scripted(), batch, steps=200, lr=0.05, loss_fn=F.mse_loss, eval_every=1, progress=False,
+                 val_data=(x, torch.full((8, 1), 0.3)), patience=4, restore_best=False, weight_decay=0.0)
+    assert kept.stopped_at == history.stopped_at  # the same run, the last weights kept
+
+
+def test_weight_decay_default_is_unchanged_and_zero_means_none():
+    seen = {}
+    original = torch.optim.AdamW
+
+    class Spy(original):
+        def __init__(self, params, **kwargs):
+            super().__init__(params, **kwargs)
+            seen["weight_decay"] = self.param_groups[0]["weight_decay"]
+
+    torch.optim.AdamW = Spy
+    try:
+        batch = lambda: (torch.ones(2, 1), torch.ones(2, 1))
+        train(nn.Linear(1, 1), batch, steps=1, loss_fn=F.mse_loss, progress=False)
+        assert seen["weight_decay"] == 0.01  # PyTorch's default, as before Lecture 4
+        train(nn.Linear(1, 1), batch, steps=1, loss_fn=F.mse_loss, progress=False, weight_decay=0.0)
+        assert seen["weight_decay"] == 0.0
+    finally:
+        torch.optim.AdamW = original
+
+
+def test_l1_penalty_by_hand_and_its_gradient_is_the_sign():
+    w = torch.tensor([[1.0, -2.0], [0.5, 0.0]], requires_grad=True)
+    assert l1_penalty([w, torch.tensor([-3.0])]).item() == 6.5
+    l1_penalty([w]).backward()
+    assert w.grad.tolist() == [[1.0, -1.0], [1.0, 0.0]]
+    # in train: one SGD step of lr 0.1 on a zero data loss moves each weight by -0.1 * l1 * sign(w)
+    model = nn.Linear(2, 1, bias=True)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0.5, -0.5]]))
+        model.bias.fill_(0.25)
+    zero_loss = lambda out, target: 0.0 * out.sum()
+    train(model, lambda: (torch.ones(1, 2), torch.ones(1, 1)), steps=1, loss_fn=zero_loss, progress=False,
+          optimizer=torch.optim.SGD(model.parameters(), lr=0.1), l1=0.2)
+    torch.testing.assert_close(model.weight, torch.tensor([[0.48, -0.48]]))
+    assert model.bias.item() == 0.25  # biases are not penalised
+
+
+def test_new_train_arguments_are_checked():
+    model = nn.Linear(1, 1)
+    batch = lambda: (torch.ones(1, 1), torch.ones(1, 1))
+    with pytest.raises(ValueError, match="val_data"):
+        train(model, batch, steps=1, patience=2)
+    with pytest.raises(TypeError, match="val_data"):
+        train(model, batch, steps=1, val_data=torch.ones(2))
+    with pytest.raises(ValueError, match="l1"):
+        train(model, batch, steps=1, l1=-1.0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        train(model, batch, steps=1, weight_decay=0.1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))

@@ -248,3 +248,70 @@ def test_gradient_flow_explorer_draws_one_line_per_activation(drawn):
     lines = drawn[-1].axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["tanh"]
     np.testing.assert_allclose(lines[0].get_ydata(), deep_stack_gradient_norms("tanh", 6, width=16).numpy())
+
+
+# --- Lecture 4 widgets ------------------------------------------------------------------------------------
+
+def test_unknown_pieces_html_marks_only_the_unknown_pieces():
+    from utils.widgets import unknown_pieces_html
+
+    out = unknown_pieces_html({"word": [("the", False), ("<b>", True)], "bpe": [("t", False)]})
+    assert out.count("line-through") == 1 and "&lt;b&gt;" in out and out.count("<tr>") == 2
+    assert "2 tokens, 1 unknown" in out and "1 tokens, 0 unknown" in out
+
+
+def test_oov_explorer_shows_every_tokenizer():
+    from utils.tokenization import CharTokenizer, WordTokenizer
+    from utils.widgets import oov_explorer
+
+    box = oov_explorer({"word": WordTokenizer(["the"]), "char": CharTokenizer().fit("the")}, "the cat")
+    text, out = box.children
+    assert "1 unknown" in out.value and "3 unknown" in out.value  # the word "cat"; " ", "c" and "a"
+    text.value = "the"
+    assert out.value.count("0 unknown") == 2
+
+
+def test_recall_example_html_boxes_the_target_and_grades_answers():
+    from utils.widgets import recall_example_html
+
+    out = recall_example_html([0, 1, 2, 3, 9], distance=3, answers={"a": 1, "b": 2}, n_symbols=4)
+    assert out.count("border:2px") == 1 and "a: B ✔" in out and "b: C ✘" in out
+
+
+def test_recall_explorer_reports_accuracy_of_each_model():
+    import torch
+
+    from utils.data import RecallTask
+    from utils.widgets import recall_explorer
+
+    task = RecallTask(length=5, max_distance=3, n_symbols=2)
+
+    class Oracle(torch.nn.Module):  # answers by looking d steps back: always right
+        def forward(self, x):
+            d = x[:, -1] - task.n_symbols + 1
+            answer = x[torch.arange(len(x)), x.shape[1] - 1 - d]
+            return torch.nn.functional.one_hot(answer, task.vocab_size).float()[:, None].expand(
+                len(x), x.shape[1], task.vocab_size)
+
+    box = recall_explorer({"oracle": Oracle()}, task, n=50)
+    slider, out = box.children
+    assert "100%" in out.value and "oracle: " in out.value and "✔" in out.value
+    slider.value = 3
+    assert "d = 3" in out.value
+
+
+def test_review_writer_and_patch_explorer_build():
+    import torch
+
+    from utils.classifiers import MultinomialNaiveBayes
+    from utils.multimodal import toy_image
+    from utils.widgets import patch_explorer, review_writer
+
+    nb = MultinomialNaiveBayes().fit(torch.tensor([[3.0, 0.0], [0.0, 3.0]]), torch.tensor([0, 1]))
+    box = review_writer(nb, ["bad", "good"], length=6)
+    controls, out = box.children
+    assert len(out.value.split("</p>")[0].split(">")[1].split()) == 6
+    explorer = patch_explorer(toy_image(64, 64))
+    assert explorer.children[0].options == (8, 16, 32)
+    with pytest.raises(ValueError, match="sizes"):
+        patch_explorer(toy_image(30, 30))

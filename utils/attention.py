@@ -38,6 +38,7 @@ __all__ = [
     "attention_cost",
     "kv_cache_bytes",
     "attention_scores_bytes",
+    "transformer_flops",
 ]
 
 
@@ -351,3 +352,33 @@ def attention_scores_bytes(n_heads: int, seq_len: int, batch: int = 1, bytes_per
     for name, value in args.items():
         check_positive_int(name, value)
     return n_heads * seq_len * seq_len * batch * bytes_per_value
+
+
+# --- Lecture 4: what a longer window costs, in arithmetic -------------------------------------------------
+
+def transformer_flops(
+    seq_len: int, d_model: int, n_layers: int = 1, d_ff: int | None = None
+) -> dict[str, int]:
+    """Forward FLOPs of ``n_layers`` transformer blocks on one sequence of ``seq_len`` tokens, split into
+    the part that grows linearly with the window and the part that grows with its square (one
+    multiply-add = 2 FLOPs, as Kaplan et al. 2020, table 1, count; LayerNorm, softmax and biases left out).
+
+    - ``linear = 2 · T · (4 d² + 2 d · d_ff) · n_layers``: every token through the query, key, value and
+      output projections and the MLP (``d_ff = 4 d`` by default, as in GPT-2 and GPT-3);
+    - ``quadratic = 2 · 2 · T² · d · n_layers``: every query against every key (``Q Kᵀ``) and the weighted
+      sum of the values, for the whole ``(T, T)`` matrix (causal masking hides half of it, but dense
+      kernels compute it all).
+
+    Doubling the window doubles the first and quadruples the second; the second overtakes the first
+    when ``T > 6 d`` (with ``d_ff = 4 d``).
+
+    >>> transformer_flops(seq_len=32, d_model=16)      # a TinyGPT block, counted by FlopCounterMode too
+    {'linear': 196608, 'quadratic': 65536, 'total': 262144}
+    """
+    for name, value in (("seq_len", seq_len), ("d_model", d_model), ("n_layers", n_layers)):
+        check_positive_int(name, value)
+    d_ff = 4 * d_model if d_ff is None else d_ff
+    check_positive_int("d_ff", d_ff)
+    linear = 2 * seq_len * (4 * d_model * d_model + 2 * d_model * d_ff) * n_layers
+    quadratic = 2 * 2 * seq_len * seq_len * d_model * n_layers
+    return {"linear": linear, "quadratic": quadratic, "total": linear + quadratic}

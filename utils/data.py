@@ -42,10 +42,17 @@ text (naïve, café, α, an em dash) so that byte-level tokenization matters.
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import random
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
+
+import torch
 
 from ._validation import check_positive_int
 
@@ -63,6 +70,8 @@ __all__ = [
     "tiny_world_vocabulary",
     "ending_position",
     "course_text",
+    "course_notes",
+    "notebook_prose",
     "number_to_words",
     "number_words",
     "spelled_number_pairs",
@@ -71,6 +80,17 @@ __all__ = [
     "nsp_pairs",
     "NSP_SPECIALS",
     "nsp_input",
+    "REVIEW_LABELS",
+    "REVIEW_OPINION_AGREES",
+    "REVIEW_CLICHE_AGREES",
+    "REVIEW_ASPECTS",
+    "REVIEW_ADJECTIVES",
+    "REVIEW_CLICHES",
+    "Review",
+    "reviews",
+    "review_vocabulary",
+    "review_log_odds",
+    "RecallTask",
 ]
 
 
@@ -312,6 +332,37 @@ def ending_position() -> int:
 
 
 @lru_cache(maxsize=1)
+def course_notes() -> str:
+    """The prose of the course's first three lectures (the Markdown cells of ``solutions/01`` to ``03``),
+    about 120,000 characters, shipped as ``course_notes.txt``: ten times ``course_text()``, for training
+    tokenizers on more text (Lecture 4). A snapshot, made by ``python -m utils.data`` (``notebook_prose``);
+    it does not change when the notebooks do, so results computed from it stay put.
+
+    >>> notes = course_notes()
+    >>> len(notes) > 100_000, "Lecture 1" in notes, "<a id=" in notes
+    (True, True, False)
+    """
+    return files("utils").joinpath("course_notes.txt").read_text(encoding="utf-8")
+
+
+_ANCHOR = re.compile(r"\s*<a id=\"[^\"]*\"></a>")
+
+
+def notebook_prose(paths: Sequence[str | os.PathLike]) -> str:
+    """The Markdown cells of the notebooks at ``paths``, in order, without HTML anchors, joined by blank
+    lines (what ``course_notes.txt`` is made of)."""
+    cells = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            notebook = json.load(f)
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "markdown":
+                source = "".join(cell["source"])
+                cells.append(_ANCHOR.sub("", source).strip())
+    return "\n\n".join(c for c in cells if c) + "\n"
+
+
+@lru_cache(maxsize=1)
 def course_text() -> str:
     """The course's own prose about language models (about 2,000 words), for training tokenizers.
 
@@ -485,3 +536,216 @@ def nsp_input(a: str, b: str) -> tuple[list[str], list[int]]:
     first = ["[CLS]", *a.split(), "[SEP]"]
     second = [*b.split(), "[SEP]"]
     return first + second, [0] * len(first) + [1] * len(second)
+
+
+# --- Film reviews (Lecture 4, Q19: generative vs discriminative classifiers; Lecture 9: zero-shot) --------
+# A review is a few short sentences about a film, with a verdict (negative / positive) drawn first:
+#   - 1 to 3 OPINIONS, "the <aspect> was <adjective> .": the adjective comes from the verdict's list
+#     with probability REVIEW_OPINION_AGREES (0.85), otherwise from the other list;
+#   - 1 or 2 CLICHÉS, fixed phrases of 7 or 8 words ("worth every single minute of your evening ."),
+#     from the verdict's list with probability REVIEW_CLICHE_AGREES (0.65): people use them loosely;
+#   - 2 to 4 NEUTRAL sentences (when and with whom it was seen, where it is set, how long it runs);
+# in a random order. Given the verdict, the sentences are independent, so the exact posterior
+# p(positive | review) is known (``review_log_odds``): the best any classifier can do.
+# The clichés are what naive Bayes gets wrong: it treats each of a cliché's 7 or 8 words as separate
+# evidence and so counts a weak cliché 7 or 8 times, more than a strong opinion; logistic regression
+# learns the weight of the words together.
+
+REVIEW_LABELS: tuple[str, str] = ("negative", "positive")
+REVIEW_OPINION_AGREES = 0.85
+REVIEW_CLICHE_AGREES = 0.65
+REVIEW_ASPECTS: tuple[str, ...] = ("plot", "acting", "music", "ending", "dialogue", "pacing", "cast",
+                                   "script", "story", "humour", "camera", "soundtrack")
+# (negative adjectives, positive adjectives): index = label
+REVIEW_ADJECTIVES: tuple[tuple[str, ...], tuple[str, ...]] = (
+    ("dull", "boring", "awful", "weak", "clumsy", "silly", "slow", "predictable", "bland", "confusing",
+     "flat", "lazy", "messy", "painful", "poor", "shallow", "tedious", "terrible", "forgettable", "stiff"),
+    ("great", "wonderful", "brilliant", "moving", "clever", "funny", "beautiful", "gripping", "superb",
+     "charming", "fresh", "delightful", "powerful", "smart", "stunning", "touching", "witty", "excellent",
+     "lovely", "perfect"),
+)
+REVIEW_CLICHES: tuple[tuple[str, ...], tuple[str, ...]] = (
+    ("a complete waste of two precious hours", "save your money and stay at home tonight",
+     "i want my evening back right now please"),
+    ("a must see for everyone who loves cinema", "worth every single minute of your evening",
+     "i would gladly watch it again tomorrow night"),
+)
+_REVIEW_WHEN = ("on sunday", "last night", "on a rainy evening", "at the festival", "on the plane",
+                "after work", "on monday", "on friday", "in december", "in the summer", "at midnight",
+                "yesterday")
+_REVIEW_WHO = ("my sister", "my brother", "a friend", "my parents", "the kids", "my neighbour",
+               "colleagues", "my uncle", "my aunt", "my cousin", "my grandmother", "my flatmate")
+_REVIEW_PLACES = ("paris", "a small town", "the desert", "space", "a school", "the sea", "tokyo", "a farm",
+                  "rome", "london", "a castle", "a hospital", "the jungle", "a submarine", "new york",
+                  "a lighthouse")
+_REVIEW_LENGTHS = ("two hours", "ninety minutes", "three hours", "almost two hours")
+
+
+@dataclass(frozen=True)
+class Review:
+    """One generated film review: its ``text`` (lower case, words and "." separated by spaces) and its
+    ``label`` (0 = negative, 1 = positive); ``verdict`` is the label's name."""
+
+    text: str
+    label: int
+
+    @property
+    def verdict(self) -> str:
+        return REVIEW_LABELS[self.label]
+
+
+def _neutral_sentence(rng: random.Random) -> str:
+    kind = rng.randrange(3)
+    if kind == 0:
+        return f"i saw it {rng.choice(_REVIEW_WHEN)} with {rng.choice(_REVIEW_WHO)} ."
+    if kind == 1:
+        return f"it is set in {rng.choice(_REVIEW_PLACES)} ."
+    return f"it runs for {rng.choice(_REVIEW_LENGTHS)} ."
+
+
+def _review(rng: random.Random) -> Review:
+    label = rng.randrange(2)
+    sentences = []
+    for _ in range(rng.randint(1, 3)):
+        side = label if rng.random() < REVIEW_OPINION_AGREES else 1 - label
+        sentences.append(f"the {rng.choice(REVIEW_ASPECTS)} was {rng.choice(REVIEW_ADJECTIVES[side])} .")
+    for _ in range(rng.randint(1, 2)):
+        side = label if rng.random() < REVIEW_CLICHE_AGREES else 1 - label
+        sentences.append(f"{rng.choice(REVIEW_CLICHES[side])} .")
+    sentences += [_neutral_sentence(rng) for _ in range(rng.randint(2, 4))]
+    rng.shuffle(sentences)
+    return Review(" ".join(sentences), label)
+
+
+def reviews(n: int, seed: int = 0) -> list[Review]:
+    """``n`` generated film reviews (seeded), each with its verdict; half positive on average.
+
+    See the comment above ``REVIEW_LABELS`` for how a review is written: opinions that agree with the
+    verdict 85 % of the time, clichés that agree 65 % of the time, and neutral sentences.
+
+    >>> r = reviews(1, seed=2)[0]
+    >>> r.verdict, r.text.split(" . ")[:2]
+    ('negative', ['the music was confusing', 'i want my evening back right now please'])
+    """
+    check_positive_int("n", n)
+    rng = random.Random(seed)
+    return [_review(rng) for _ in range(n)]
+
+
+def review_vocabulary() -> list[str]:
+    """Every word a generated review can contain (sorted), "." included: a word-level vocabulary.
+
+    >>> words = review_vocabulary()
+    >>> len(words), "brilliant" in words, "." in words
+    (150, True, True)
+    """
+    texts = [f"the {a} was {adj} ." for a in REVIEW_ASPECTS for side in REVIEW_ADJECTIVES for adj in side]
+    texts += [c for side in REVIEW_CLICHES for c in side]
+    texts += [f"i saw it {when} with {who} ." for when in _REVIEW_WHEN for who in _REVIEW_WHO]
+    texts += [f"it is set in {p} ." for p in _REVIEW_PLACES] + [f"it runs for {x} ." for x in _REVIEW_LENGTHS]
+    return sorted({word for text in texts for word in text.split()})
+
+
+def review_log_odds(text: str) -> float:
+    """The exact ``log p(positive | text) / p(negative | text)`` under the review generator.
+
+    Each opinion with a positive adjective adds ``log(0.85 / 0.15)``, with a negative one subtracts it;
+    each cliché adds or subtracts ``log(0.65 / 0.35)``; neutral sentences add nothing (the verdict's
+    prior is even). Predicting "positive" when this is > 0 is the best possible classifier.
+
+    >>> round(review_log_odds("the plot was great . a must see for everyone who loves cinema ."), 3)
+    2.354
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str (a review), got {type(text).__name__}")
+    opinion = math.log(REVIEW_OPINION_AGREES / (1 - REVIEW_OPINION_AGREES))
+    cliche = math.log(REVIEW_CLICHE_AGREES / (1 - REVIEW_CLICHE_AGREES))
+    log_odds = 0.0
+    for sentence in (s.strip() for s in text.split(" .")):
+        words = sentence.split()
+        if len(words) == 4 and words[0] == "the" and words[2] == "was":
+            for side in (0, 1):
+                if words[3] in REVIEW_ADJECTIVES[side]:
+                    log_odds += opinion if side == 1 else -opinion
+        for side in (0, 1):
+            if sentence in REVIEW_CLICHES[side]:
+                log_odds += cliche if side == 1 else -cliche
+    return log_odds
+
+
+# --- Recall a token seen d steps ago (Lecture 4, Q17: transformers vs RNNs; Lecture 9: gradients in time) --
+
+@dataclass(frozen=True)
+class RecallTask:
+    """A long-range memory test: read ``length`` random symbols, then a query token that says a
+    distance ``d`` (1 .. ``max_distance``); the answer is the symbol read ``d`` steps before the query.
+
+    Token ids: the symbols are ``0 .. n_symbols - 1``; the query for distance ``d`` is
+    ``n_symbols + d - 1``; so ``vocab_size = n_symbols + max_distance``. The symbols are uniform and
+    independent, so nothing but memory helps: chance is ``1 / n_symbols``. A transformer attends straight
+    back to the position; a recurrent network must have kept the last ``max_distance`` symbols in its
+    state, because it learns which one is wanted only at the end.
+
+    >>> task = RecallTask(length=6, max_distance=4, n_symbols=3)
+    >>> x, y = task.batch(1, generator=torch.Generator().manual_seed(0), distance=2)
+    >>> x.tolist(), y.tolist()                  # the query 3 + 2 - 1 = 4 asks for x[0, 6 - 2] = x[0, 4]
+    ([[2, 0, 2, 0, 1, 0, 4]], [[-100, -100, -100, -100, -100, -100, 1]])
+    """
+
+    length: int = 16
+    max_distance: int = 12
+    n_symbols: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("length", "max_distance", "n_symbols"):
+            check_positive_int(name, getattr(self, name))
+        if self.max_distance > self.length:
+            raise ValueError(f"max_distance must be <= length={self.length} (the answer is in the input), "
+                             f"got {self.max_distance}")
+        if self.n_symbols < 2:
+            raise ValueError(f"n_symbols must be >= 2, got {self.n_symbols}")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_symbols + self.max_distance
+
+    def query_id(self, distance: int) -> int:
+        """The token that asks for the symbol ``distance`` steps back."""
+        self._check_distance(distance)
+        return self.n_symbols + distance - 1
+
+    def _check_distance(self, distance: object) -> None:
+        if isinstance(distance, bool) or not isinstance(distance, int):
+            raise TypeError(f"distance must be an int, got {type(distance).__name__}")
+        if not 1 <= distance <= self.max_distance:
+            raise ValueError(f"distance must be in 1 .. {self.max_distance}, got {distance}")
+
+    def batch(self, n: int, generator: torch.Generator | None = None,
+              distance: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(inputs, targets)``, both ``(n, length + 1)``: ``length`` symbols and the query; the target is
+        ``-100`` (ignored) everywhere but at the query, where it is the symbol asked for. ``distance``
+        fixes d; by default each row draws its own, uniform in 1 .. ``max_distance``."""
+        check_positive_int("n", n)
+        L = self.length
+        inputs = torch.randint(0, self.n_symbols, (n, L + 1), generator=generator)  # (n, L + 1)
+        if distance is None:
+            distances = torch.randint(1, self.max_distance + 1, (n,), generator=generator)  # (n,)
+        else:
+            self._check_distance(distance)
+            distances = torch.full((n,), distance)
+        inputs[:, L] = self.n_symbols + distances - 1  # the query token at the last position
+        targets = torch.full((n, L + 1), -100)
+        targets[:, L] = inputs[torch.arange(n), L - distances]  # the symbol d steps before the query
+        return inputs, targets
+
+
+if __name__ == "__main__":  # python -m utils.data: (re)make course_notes.txt from Lectures 1-3
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sources = [root / "solutions" / name for name in ("01_building_blocks.ipynb",
+                                                     "02_building_blocks_continued.ipynb",
+                                                     "03_training_and_fine_tuning.ipynb")]
+    target = Path(__file__).parent / "course_notes.txt"
+    target.write_text(notebook_prose(sources), encoding="utf-8")
+    print(f"wrote {target} ({target.stat().st_size:,} bytes) from {len(sources)} notebooks")

@@ -15,6 +15,7 @@ at once.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ from .training import History, lm_loss, stream_batches, train
 __all__ = ["GPTConfig", "Block", "TinyGPT", "next_token_probs", "CourseLM",
            "course_language_model", "train_course_language_model", "save_course_language_model",
            "TinyEncoder", "padding_mask", "segment_ids_from_separators", "SentencePairClassifier",
-           "Seq2SeqConfig", "DecoderBlock", "Seq2SeqAttention", "TinySeq2Seq", "token_embedding_gradient"]
+           "Seq2SeqConfig", "DecoderBlock", "Seq2SeqAttention", "TinySeq2Seq", "token_embedding_gradient",
+           "RNN_CELLS", "RNNConfig", "TinyRNN", "without_positions"]
 
 
 @dataclass
@@ -779,6 +781,126 @@ def token_embedding_gradient(model: TinyGPT, ids: torch.Tensor) -> tuple[torch.T
     loss = lm_loss(logits, ids[:, 1:].to(table.device))
     grad, upstream = torch.autograd.grad(loss, [table, looked_up[0]])  # (V, C), (B, T-1, C)
     return grad, upstream
+
+
+# --- Lecture 4: the recurrent baseline, and transformers without positions ----------------------------------
+# Before transformers, sequence models were recurrent (Elman 1990; LSTM, Hochreiter & Schmidhuber 1997; GRU,
+# Cho et al. 2014): one hidden state h carried from token to token, h_t = cell(h_{t-1}, x_t). Whatever the
+# model knows about the past must fit in h and survive every later update, and the T steps depend on each
+# other, so they cannot run at the same time. Lecture 4 (Q17) races TinyRNN against TinyGPT; Lecture 9
+# (vanishing gradients) differentiates through its steps (``TinyRNN.step``).
+
+RNN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
+
+
+@dataclass
+class RNNConfig:
+    """The sizes of a ``TinyRNN``: ``cell`` is ``"gru"`` (Cho et al. 2014), ``"lstm"`` (Hochreiter &
+    Schmidhuber 1997) or ``"rnn"`` (Elman's tanh network, the one whose gradients vanish fastest).
+
+    >>> RNNConfig(vocab_size=20).hidden_size
+    64
+    """
+
+    vocab_size: int
+    d_model: int = 32  # the size of the token embedding that is fed in at every step
+    hidden_size: int = 64
+    n_layers: int = 1
+    cell: str = "gru"
+    dropout: float = 0.0  # between stacked layers (PyTorch's own), so only with n_layers > 1
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "d_model", "hidden_size", "n_layers"):
+            check_positive_int(name, getattr(self, name))
+        if self.cell not in RNN_CELLS:
+            raise ValueError(f"cell must be one of {sorted(RNN_CELLS)}, got {self.cell!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise TypeError(f"dropout must be a number, got {type(self.dropout).__name__}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class TinyRNN(nn.Module):
+    """A recurrent language model with ``TinyGPT``'s interface: ``forward(idx (B, T))`` -> next-token
+    logits ``(B, T, vocab_size)``, so the same ``train`` loop, batches and accuracy work for both.
+
+    Embedding -> ``torch.nn.GRU`` (or LSTM / tanh RNN), ``batch_first``, -> linear head. There is no
+    context window: the state ``h`` summarises everything read so far, however long the input.
+
+    - ``forward(idx, state=None, return_hidden=False)``: with ``return_hidden`` also the top layer's
+      hidden state at every position ``(B, T, hidden_size)`` (PyTorch's fused loop returns them as
+      outputs: they do not feed each other in the autograd graph);
+    - ``step(token_ids (B,), state)`` -> ``(logits (B, V), state)``: one step of the recurrence, the
+      T dependent steps that ``forward`` runs inside PyTorch, written out; ``initial_state(B)`` is the
+      zero state (a tensor ``(n_layers, B, H)``, or a pair of them for an LSTM). Run ``step`` in a
+      loop and call ``.retain_grad()`` on each state to read ``∂loss/∂h_t``: the gradient flowing back
+      through time (Lecture 9).
+
+    >>> model = TinyRNN(RNNConfig(vocab_size=5, d_model=4, hidden_size=6))
+    >>> logits, hidden = model(torch.tensor([[1, 2, 3]]), return_hidden=True)
+    >>> tuple(logits.shape), tuple(hidden.shape)             # (B, T, V), (B, T, H)
+    ((1, 3, 5), (1, 3, 6))
+    """
+
+    def __init__(self, config: RNNConfig) -> None:
+        super().__init__()
+        if not isinstance(config, RNNConfig):
+            raise TypeError(f"config must be an RNNConfig, got {type(config).__name__}")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.rnn = RNN_CELLS[config.cell](config.d_model, config.hidden_size, num_layers=config.n_layers,
+                                          batch_first=True,
+                                          dropout=config.dropout if config.n_layers > 1 else 0.0)
+        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None):
+        """The zero state for ``batch_size`` sequences (what ``forward`` starts from)."""
+        check_positive_int("batch_size", batch_size)
+        c = self.config
+        device = self.head.weight.device if device is None else device
+        zeros = torch.zeros(c.n_layers, batch_size, c.hidden_size, device=device)
+        return (zeros, zeros.clone()) if c.cell == "lstm" else zeros
+
+    def forward(self, idx: torch.Tensor, state=None, return_hidden: bool = False):
+        """``idx (B, T)`` -> logits ``(B, T, V)`` [, top-layer hidden states ``(B, T, H)``]."""
+        _check_token_ids(idx, self.config.vocab_size, max_len=idx.shape[-1] if idx.dim() == 2 else 1)
+        hidden, _ = self.rnn(self.embed(idx), state)  # (B, T, C) -> (B, T, H): T dependent steps inside
+        logits = self.head(hidden)  # (B, T, H) -> (B, T, V)
+        return (logits, hidden) if return_hidden else logits
+
+    def step(self, token_ids: torch.Tensor, state) -> tuple[torch.Tensor, object]:
+        """One step: ``token_ids (B,)`` and the state after the previous token -> ``(logits (B, V), new
+        state)``. Feeding a sequence through ``step`` token by token gives ``forward``'s logits."""
+        if not isinstance(token_ids, torch.Tensor) or token_ids.dim() != 1:
+            raise ValueError("token_ids must be a 1-D LongTensor (B,): one token per sequence")
+        _check_token_ids(token_ids[:, None], self.config.vocab_size, max_len=1, name="token_ids")
+        hidden, state = self.rnn(self.embed(token_ids[:, None]), state)  # (B, 1, C) -> (B, 1, H)
+        return self.head(hidden[:, 0]), state  # (B, H) -> (B, V)
+
+    def num_parameters(self) -> int:
+        """The number of numbers the model learns."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def without_positions(model: nn.Module) -> nn.Module:
+    """A copy of a ``TinyGPT`` or ``TinyEncoder`` whose position embedding is zero and frozen: the model
+    then sees its input as a *set* of tokens. Without a causal mask (``TinyEncoder``) it is
+    permutation-equivariant: permuting the input tokens permutes the outputs the same way, so nothing it
+    computes can depend on word order (Vaswani et al. 2017, section 3.5: "since our model contains no
+    recurrence and no convolution, ... we must inject some information about the ... position").
+
+    >>> encoder = without_positions(TinyEncoder(GPTConfig(vocab_size=5, block_size=4, d_model=8, n_heads=2)))
+    >>> x = torch.tensor([[1, 2, 3, 4]]); order = torch.tensor([2, 0, 3, 1])
+    >>> torch.allclose(encoder(x)[:, order], encoder(x[:, order]), atol=1e-6)
+    True
+    """
+    if not isinstance(model, (TinyGPT, TinyEncoder)):
+        raise TypeError(f"model must be a TinyGPT or a TinyEncoder, got {type(model).__name__}")
+    copy_ = copy.deepcopy(model)
+    with torch.no_grad():
+        copy_.pos_emb.weight.zero_()
+    copy_.pos_emb.weight.requires_grad_(False)
+    return copy_
 
 
 if __name__ == "__main__":  # python -m utils.models: (re)make the shipped checkpoint, on the CPU

@@ -17,7 +17,7 @@ import torch
 
 from ._validation import check_positive_int
 
-__all__ = ["image_to_patches", "num_patches"]
+__all__ = ["image_to_patches", "num_patches", "toy_image"]
 
 
 def num_patches(height: int, width: int, patch_size: int) -> int:
@@ -58,3 +58,29 @@ def image_to_patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     patches = images.reshape(B, C, H // p, p, W // p, p)  # (B, C, H, W) -> (B, C, rows, p, cols, p)
     patches = patches.permute(0, 2, 4, 1, 3, 5)  # -> (B, rows, cols, C, p, p): one patch per (row, col)
     return patches.reshape(B, (H // p) * (W // p), C * p * p)  # -> (B, N, C·p·p)
+
+
+# --- Lecture 4: a picture to cut into patches -----------------------------------------------------------
+
+def toy_image(height: int = 224, width: int = 224) -> torch.Tensor:
+    """A small drawn landscape ``(3, height, width)`` with values in [0, 1]: a sky that darkens upwards,
+    a sun, green hills and a red house, computed from coordinates (no file, no randomness), so that its
+    patches differ from each other as a photo's would.
+
+    >>> image = toy_image(32, 48)
+    >>> tuple(image.shape), bool(image.min() >= 0), bool(image.max() <= 1)
+    ((3, 32, 48), True, True)
+    """
+    check_positive_int("height", height)
+    check_positive_int("width", width)
+    y = torch.linspace(0, 1, height)[:, None].expand(height, width)  # (H, W): 0 at the top
+    x = torch.linspace(0, 1, width)[None, :].expand(height, width)  # (H, W): 0 at the left
+    image = torch.stack([0.35 + 0.4 * y, 0.55 + 0.35 * y, 0.95 - 0.1 * y])  # (3, H, W): the sky
+    sun = (x - 0.78) ** 2 + (y - 0.22) ** 2 < 0.01
+    hills = y > 0.62 + 0.08 * torch.sin(6.0 * x)
+    house = (x > 0.2) & (x < 0.42) & (y > 0.5) & (y < 0.75)
+    roof = (y <= 0.5) & (y > 0.36 + 0.6 * (x - 0.31).abs()) & (x > 0.17) & (x < 0.45)
+    for mask, colour in ((sun, (1.0, 0.85, 0.2)), (hills, (0.25, 0.6, 0.25)), (house, (0.8, 0.25, 0.2)),
+                         (roof, (0.45, 0.2, 0.15))):
+        image[:, mask] = torch.tensor(colour)[:, None]
+    return image

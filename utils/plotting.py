@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.patches import FancyBboxPatch
 
 __all__ = ["heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS", "memory_breakdown_bars", "row_norm_bars",
-           "distributions_on_grid", "layer_norms_plot"]
+           "distributions_on_grid", "layer_norms_plot", "patch_grid"]
 
 # Pale, distinguishable colours for token boxes (token i gets colour i mod len).
 TOKEN_COLOURS = ("#cfe8ff", "#ffe0b3", "#d6f5d6", "#f9d0e0", "#e6dcff", "#fff3b0")
@@ -245,4 +245,29 @@ def layer_norms_plot(norms: dict, ax: Axes | None = None, title: str | None = No
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+
+
+def patch_grid(image: torch.Tensor, patch_size: int, ax: Axes | None = None) -> Axes:
+    """Draw ``image (C, H, W)`` (values in [0, 1]) with the lines that cut it into ``patch_size`` squares:
+    each square becomes one token of a Vision Transformer (Lecture 4, Q20).
+
+    >>> patch_grid(torch.zeros(3, 32, 32), 8).get_title()
+    '8 × 8 patches: 16 tokens'
+    """
+    from .multimodal import num_patches
+
+    if not isinstance(image, torch.Tensor) or image.dim() != 3:
+        raise ValueError("image must be a tensor of shape (C, H, W)")
+    C, H, W = image.shape
+    n = num_patches(H, W, patch_size)
+    ax = _axes(ax, figsize=(4, 4))
+    picture = image.permute(1, 2, 0).clamp(0, 1).cpu().numpy()  # (C, H, W) -> (H, W, C) for imshow
+    ax.imshow(picture[..., 0] if C == 1 else picture, cmap="gray" if C == 1 else None)
+    for x in range(0, W + 1, patch_size):
+        ax.axvline(x - 0.5, color="white", linewidth=0.8)
+    for y in range(0, H + 1, patch_size):
+        ax.axhline(y - 0.5, color="white", linewidth=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{patch_size} × {patch_size} patches: {n} tokens")
     return ax

@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import heapq
 import operator
 import os
 import re
@@ -30,9 +31,13 @@ __all__ = [
     "split_chunks",
     "get_pair_counts",
     "merge_pair",
+    "train_incremental",
     "BPETokenizer",
     "CharTokenizer",
     "WordTokenizer",
+    "pair_count_changes",
+    "unknown_rate",
+    "compare_tokenizers",
 ]
 
 # GPT-2's pre-tokenization pattern (Radford et al. 2019), rewritten for Python's `re`, which has no \p{L}:
@@ -107,6 +112,90 @@ def _check_text(text: str) -> None:
         raise TypeError(f"text must be a str, got {type(text).__name__}")
 
 
+def _chunk_counts(text: str, vocab_size: int) -> Counter[str]:
+    """How often each distinct chunk occurs in ``text`` (the arguments of ``train`` checked first)."""
+    _check_text(text)
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+        raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+    if vocab_size < 256:
+        raise ValueError(f"vocab_size must be >= 256 (the 256 byte tokens), got {vocab_size}")
+    return Counter(split_chunks(text))
+
+
+def train_incremental(
+    words: Sequence[Sequence[int]], freqs: Sequence[int], num_merges: int, first_id: int = 256
+) -> dict[tuple[int, int], int]:
+    """BPE merges learned from distinct ``words`` (token ids) occurring ``freqs`` times, the fast way.
+
+    The result is exactly that of the readable loop (count all pairs, merge the most frequent, ties to
+    the smallest pair, repeat), but each step costs only what the merge changed, as fast trainers
+    (Hugging Face ``tokenizers``, SentencePiece) do it:
+
+    - ``counts[pair]`` is kept up to date, and ``where[pair]`` knows which words contain the pair, so a
+      merge visits only those words (a rare pair touches a handful, not the whole text);
+    - in each visited word the pairs before and after the merge are compared, and only the counts that
+      changed are updated (weighted by the word's frequency);
+    - the most frequent pair comes from a heap of ``(-count, pair)``, whose smallest entry is the most
+      frequent pair and, among equals, the smallest one: the readable loop's tie-breaking. A count that
+      changes is pushed again instead of being updated in place ("lazy deletion"), and a popped entry
+      whose count is out of date is skipped.
+
+    Words and frequencies are not modified. Stops early when no pair is left.
+
+    >>> train_incremental([[97, 97, 97, 98], [97, 98]], [2, 1], num_merges=2)   # "aaab" x2, "ab" x1
+    {(97, 97): 256, (97, 98): 257}
+    """
+    words = [list(w) for w in words]  # our own copies: merging rewrites them
+    counts: dict[tuple[int, int], int] = {}
+    where: dict[tuple[int, int], set[int]] = {}
+    for i, (ids, freq) in enumerate(zip(words, freqs, strict=True)):
+        for pair in pairwise(ids):
+            counts[pair] = counts.get(pair, 0) + freq
+            where.setdefault(pair, set()).add(i)
+    heap = [(-count, pair) for pair, count in counts.items()]
+    heapq.heapify(heap)
+    merges: dict[tuple[int, int], int] = {}
+    new_id = first_id
+    while len(merges) < num_merges and heap:
+        neg_count, pair = heapq.heappop(heap)
+        if counts.get(pair, 0) != -neg_count:
+            continue  # an out-of-date entry: this pair's count has changed since it was pushed
+        merges[pair] = new_id
+        left, right = pair
+        changes: dict[tuple[int, int], int] = {}
+        for i in where.pop(pair):
+            ids = words[i]
+            n = len(ids)
+            merged, j = [], 0
+            while j < n:  # merge_pair, inlined: this loop is the trainer's innermost one
+                if j + 1 < n and ids[j] == left and ids[j + 1] == right:
+                    merged.append(new_id)
+                    j += 2
+                else:
+                    merged.append(ids[j])
+                    j += 1
+            if len(merged) == n:
+                continue  # the pair was here once, but an earlier merge took it apart
+            freq = freqs[i]
+            for old in pairwise(ids):
+                changes[old] = changes.get(old, 0) - freq
+            for new in pairwise(merged):
+                changes[new] = changes.get(new, 0) + freq
+                if new_id in new:  # pairs without the new token were already in this word
+                    where.setdefault(new, set()).add(i)
+            words[i] = merged
+        for changed, delta in changes.items():
+            if delta:
+                count = counts.get(changed, 0) + delta
+                if count:
+                    counts[changed] = count
+                    heapq.heappush(heap, (-count, changed))
+                else:
+                    del counts[changed]
+        new_id += 1
+    return merges
+
+
 class BPETokenizer:
     """Byte-level BPE. Ids 0..255 are the raw bytes; id ``256 + k`` is the k-th merge learned.
 
@@ -147,19 +236,32 @@ class BPETokenizer:
         pair ``(a, b)``, so training is deterministic. If the text runs out of pairs (every chunk is
         a single token) training stops early, with a smaller vocabulary than asked for.
 
-        Speed: identical chunks ("the" appears hundreds of times) are stored once with their count, and
-        a chunk that has become a single token is dropped (it has no pairs left to count).
+        This is the fast trainer (``train_incremental``): it learns exactly the merges of the readable
+        loop ``train_readable`` (the tests check it on many texts), but instead of recounting every pair
+        after every merge it updates the counts only in the chunks that the merge changed.
 
         >>> BPETokenizer().train("aaabdaaabac", vocab_size=257).merges
         {(97, 97): 256}
         """
-        _check_text(text)
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
-        if vocab_size < 256:
-            raise ValueError(f"vocab_size must be >= 256 (the 256 byte tokens), got {vocab_size}")
+        chunks = _chunk_counts(text, vocab_size)
+        self.merges = train_incremental([list(_to_bytes(chunk)) for chunk in chunks], list(chunks.values()),
+                                        num_merges=vocab_size - 256)
+        self.vocab = self._build_vocab(self.merges)
+        return self
+
+    def train_readable(self, text: str, vocab_size: int) -> BPETokenizer:
+        """The readable trainer: the same merges as ``train``, by recounting every pair at every step.
+
+        Speed: identical chunks ("the" appears hundreds of times) are stored once with their count, and
+        a chunk that has become a single token is dropped (it has no pairs left to count). Still, each
+        of the ``vocab_size - 256`` steps reads all the remaining chunks, which is what ``train``
+        avoids.
+
+        >>> BPETokenizer().train_readable("aaabdaaabac", vocab_size=257).merges
+        {(97, 97): 256}
+        """
         # [(byte ids of a distinct chunk, how often it occurs)]
-        chunks = [(list(_to_bytes(chunk)), freq) for chunk, freq in Counter(split_chunks(text)).items()]
+        chunks = [(list(_to_bytes(chunk)), freq) for chunk, freq in _chunk_counts(text, vocab_size).items()]
         merges: dict[tuple[int, int], int] = {}
         for new_id in range(256, vocab_size):
             chunks = [(ids, freq) for ids, freq in chunks if len(ids) > 1]
@@ -403,3 +505,54 @@ class WordTokenizer:
         if skip_specials:
             tokens = [t for t in tokens if t not in self.specials]
         return " ".join(tokens)
+
+
+# --- Lecture 4: what a merge changes, and words a tokenizer does not know --------------------------------
+
+def pair_count_changes(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> dict[tuple[int, int], int]:
+    """How merging ``pair`` into ``new_id`` changes the pair counts of ``ids``: ``{pair: new - old}``,
+    only the pairs whose count changed. This is all the fast trainer (``train_incremental``) needs to
+    know about a word after a merge, instead of counting every pair again.
+
+    >>> pair_count_changes([5, 6, 7, 5, 6], (5, 6), 9)    # (5,6) x2 and (6,7), (7,5) become (9,7), (7,9)
+    {(5, 6): -2, (6, 7): -1, (7, 5): -1, (9, 7): 1, (7, 9): 1}
+    """
+    before, after = get_pair_counts(ids), get_pair_counts(merge_pair(ids, pair, new_id))
+    changes = {p: after.get(p, 0) - n for p, n in before.items()}
+    changes.update({p: n for p, n in after.items() if p not in before})
+    return {p: d for p, d in changes.items() if d}
+
+
+def _unknown_flags(text: str, tokenizer) -> list[tuple[str, bool]]:
+    """``[(piece, unknown)]``: the pieces ``tokenizer`` cuts ``text`` into, and whether each is unknown."""
+    _check_text(text)
+    if isinstance(tokenizer, WordTokenizer):
+        return [(w, w not in tokenizer.token_to_id) for w in tokenizer.split(text)]
+    if isinstance(tokenizer, CharTokenizer):
+        return [(c, c not in tokenizer.char_to_id) for c in text]
+    if isinstance(tokenizer, BPETokenizer):
+        return [(piece, False) for piece in tokenizer.tokens(text)]  # bytes: nothing is ever unknown
+    raise TypeError(f"tokenizer must be a WordTokenizer, CharTokenizer or BPETokenizer, got "
+                    f"{type(tokenizer).__name__}")
+
+
+def unknown_rate(tokenizer, text: str) -> float:
+    """The share of ``text``'s tokens that ``tokenizer`` cannot represent (the out-of-vocabulary rate):
+    words that become ``<unk>``, characters outside a ``CharTokenizer``'s vocabulary; always 0 for
+    byte-level BPE. 0.0 for a text without tokens.
+
+    >>> unknown_rate(WordTokenizer(["the", "cat"]), "the cat saw the dog")
+    0.4
+    """
+    flags = _unknown_flags(text, tokenizer)
+    return sum(unknown for _, unknown in flags) / len(flags) if flags else 0.0
+
+
+def compare_tokenizers(text: str, tokenizers: dict[str, object]) -> dict[str, list[tuple[str, bool]]]:
+    """For each named tokenizer, the pieces of ``text`` and whether each is unknown (what Lecture 4's
+    out-of-vocabulary widget draws).
+
+    >>> compare_tokenizers("the cats", {"word": WordTokenizer(["the", "cat"])})
+    {'word': [('the', False), ('cats', True)]}
+    """
+    return {name: _unknown_flags(text, tok) for name, tok in tokenizers.items()}

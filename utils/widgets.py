@@ -9,6 +9,7 @@ widget to display; recomputation that costs more than a few milliseconds uses
 from __future__ import annotations
 
 import html
+import math
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -19,7 +20,9 @@ from .plotting import TOKEN_COLOURS
 __all__ = ["tokens_html", "lora_rank_explorer", "memory_table_html", "memory_calculator",
            "head_weights", "attention_explorer", "window_html", "context_window_explorer",
            "merge_explorer", "embedding_gradient_explorer", "softmax_jacobian_explorer",
-           "pca_reconstruction_explorer", "kl_explorer", "gradient_flow_explorer"]
+           "pca_reconstruction_explorer", "kl_explorer", "gradient_flow_explorer",
+           "unknown_pieces_html", "oov_explorer", "recall_example_html", "recall_explorer",
+           "regularisation_explorer", "review_writer", "patch_explorer"]
 
 
 def tokens_html(pieces: list[str]) -> str:
@@ -621,3 +624,184 @@ def gradient_flow_explorer(depth: int = 20, width: int = 64) -> widgets.VBox:
         control.observe(update, names="value")
     update()
     return widgets.VBox([widgets.HBox([layers, seed, chosen]), out])
+
+
+# --- Lecture 4: unknown words, recall at a distance, regularisation, a generative classifier writing, -------
+# --- and images as patches. Compute functions: utils.tokenization, utils.data, utils.classifiers,
+# --- utils.multimodal (tested there); the helpers here are tested in tests/test_widgets.py.
+
+def unknown_pieces_html(comparison: dict[str, list[tuple[str, bool]]]) -> str:
+    """One row per tokenizer: its pieces as coloured spans, unknown ones red and struck through (what
+    ``utils.tokenization.compare_tokenizers`` returns, as HTML).
+
+    >>> unknown_pieces_html({"word": [("the", False), ("cats", True)]}).count("line-through")
+    1
+    """
+    rows = []
+    for name, pieces in comparison.items():
+        spans = []
+        for i, (piece, unknown) in enumerate(pieces):
+            shown = html.escape(piece.replace(" ", "·").replace("\n", "⏎"))
+            style = ("background:#ffb3b3;text-decoration:line-through" if unknown
+                     else f"background:{TOKEN_COLOURS[i % len(TOKEN_COLOURS)]}")
+            spans.append(f'<span style="{style};border:1px solid #888;border-radius:3px;padding:1px 2px;'
+                         f'margin:1px;font-family:monospace;white-space:pre">{shown}</span>')
+        n_unknown = sum(unknown for _, unknown in pieces)
+        rows.append(f"<tr><td><b>{html.escape(name)}</b></td><td>{len(pieces)} tokens, {n_unknown} unknown"
+                    f"</td><td>{''.join(spans)}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def oov_explorer(tokenizers: dict, text: str) -> widgets.VBox:
+    """Type any text and see it as each tokenizer's pieces, the unknown ones marked
+    (``utils.tokenization.compare_tokenizers``). Tokenizing a few words is instant: updates as you type."""
+    from .tokenization import compare_tokenizers
+
+    box = widgets.Text(value=text, description="text", layout=widgets.Layout(width="90%"))
+    out = widgets.HTML()
+
+    def update(change=None) -> None:
+        out.value = unknown_pieces_html(compare_tokenizers(box.value, tokenizers))
+
+    box.observe(update, names="value")
+    update()
+    return widgets.VBox([box, out])
+
+
+def recall_example_html(inputs: list[int], distance: int, answers: dict[str, int], n_symbols: int) -> str:
+    """One recall question as HTML: the symbols (the one ``distance`` steps before the query boxed),
+    the query, and each model's answer (green if right, red if wrong).
+
+    >>> "✔" in recall_example_html([1, 0, 2, 5], 2, {"model": 0}, n_symbols=3)
+    True
+    """
+    *symbols, _ = inputs
+    target = symbols[len(symbols) - distance]
+    cells = []
+    for i, s in enumerate(symbols):
+        boxed = "border:2px solid #d62728;" if i == len(symbols) - distance else "border:1px solid #bbb;"
+        cells.append(f'<span style="{boxed}padding:1px 4px;margin:1px;font-family:monospace">{"ABCDEFGH"[s]}'
+                     f"</span>")
+    cells.append(f'<span style="padding:1px 4px;font-family:monospace">→ ? (d = {distance})</span>')
+    verdicts = []
+    for name, answer in answers.items():
+        ok = answer == target
+        shown = "ABCDEFGH"[answer] if 0 <= answer < n_symbols else f"id {answer}"
+        verdicts.append(f'<span style="color:{"#2ca02c" if ok else "#d62728"}">{html.escape(name)}: '
+                        f'{shown} {"✔" if ok else "✘"}</span>')
+    return f"<p>{''.join(cells)}</p><p>{' &nbsp; '.join(verdicts)}</p>"
+
+
+def recall_explorer(models: dict, task, n: int = 300, seed: int = 0) -> widgets.VBox:
+    """A distance slider for ``utils.data.RecallTask``: each model's accuracy on ``n`` fresh questions at
+    that distance (``utils.training.evaluate_accuracy``) and one question with every model's answer."""
+    import torch
+
+    from .training import evaluate_accuracy
+
+    slider = widgets.IntSlider(value=1, min=1, max=task.max_distance, description="distance d",
+                               continuous_update=False)
+    out = widgets.HTML()
+
+    def update(change=None) -> None:
+        d = slider.value
+        x, y = task.batch(n, generator=_seeded_generator(seed), distance=d)
+        rows = []
+        answers = {}
+        for name, model in models.items():
+            accuracy = evaluate_accuracy(model, x, y, positions=-1)
+            with torch.no_grad():
+                answers[name] = int(model(x[:1]).argmax(dim=-1)[0, -1])
+            bar = int(300 * accuracy)
+            rows.append(f'<tr><td>{html.escape(name)}</td><td><div style="background:#4c72b0;width:{bar}px;'
+                        f'height:12px"></div></td><td>{accuracy:.0%}</td></tr>')
+        out.value = (f"<table>{''.join(rows)}</table><p>chance: {1 / task.n_symbols:.0%}</p>"
+                     + recall_example_html(x[0].tolist(), d, answers, task.n_symbols))
+
+    slider.observe(update, names="value")
+    update()
+    return widgets.VBox([slider, out])
+
+
+def regularisation_explorer(fit, baseline, methods: dict[str, tuple[float, float, float]],
+                            initial=None) -> widgets.VBox:
+    """Pick a regulariser and its strength; ``fit(method, strength) -> History`` retrains (about a second,
+    so the slider waits for you to let go) and the validation curve is drawn over ``baseline``'s (the
+    ``History`` without regularisation). ``methods`` maps each name to ``(low, high, start)`` of a
+    log-scale slider; ``initial``, if given, is the ``History`` of the first method at its start value,
+    drawn at once instead of being trained again."""
+    method = widgets.Dropdown(options=list(methods), description="method")
+    low, high, start = methods[method.value]
+    strength = widgets.FloatLogSlider(value=start, min=math.log10(low), max=math.log10(high), step=0.25,
+                                      description="strength", continuous_update=False)
+    out = widgets.Output()
+
+    def set_range(change=None) -> None:
+        lo, hi, value = methods[method.value]
+        strength.min, strength.max = -20, 20  # widen first: min must never exceed max on the way
+        strength.min, strength.max, strength.value = math.log10(lo), math.log10(hi), value
+
+    def update(change=None, history=None) -> None:
+        history = history if history is not None else fit(method.value, strength.value)
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(7, 3.2))
+            ax.plot(baseline.val_steps, baseline.val_losses, color="gray", label="no regularisation")
+            ax.plot(history.val_steps, history.val_losses, color="tab:blue",
+                    label=f"{method.value} = {strength.value:.3g}")
+            ax.scatter([history.best_step], [history.best_val_loss], color="tab:blue", zorder=3)
+            ax.set(xlabel="training step", ylabel="validation loss", title="validation loss")
+            ax.legend()
+            plt.show()
+
+    method.observe(lambda change: (set_range(), update()), names="value")
+    strength.observe(update, names="value")
+    update(history=initial)
+    return widgets.VBox([widgets.HBox([method, strength]), out])
+
+
+def review_writer(model, vocabulary: list[str], labels=("negative", "positive"), length: int = 30,
+                  seed: int = 0) -> widgets.VBox:
+    """Let a fitted ``utils.classifiers.MultinomialNaiveBayes`` write: a class, a length and a seed give
+    ``model.sample(class, length, generator)``, shown as words in the order drawn (naive Bayes knows no
+    order: only which words, how often)."""
+    cls = widgets.Dropdown(options=[(name, i) for i, name in enumerate(labels)], description="class")
+    size = widgets.IntSlider(value=length, min=5, max=80, description="words")
+    draw = widgets.IntSlider(value=seed, min=0, max=50, description="seed")
+    out = widgets.HTML()
+
+    def update(change=None) -> None:
+        ids = model.sample(cls.value, size.value, generator=_seeded_generator(draw.value))
+        words = html.escape(" ".join(vocabulary[i] for i in ids))
+        out.value = f"<p style='font-family:monospace'>{words}</p>"
+
+    for control in (cls, size, draw):
+        control.observe(update, names="value")
+    update()
+    return widgets.VBox([widgets.HBox([cls, size, draw]), out])
+
+
+def patch_explorer(image, sizes=(8, 14, 16, 28, 32, 56)) -> widgets.VBox:
+    """A patch-size dropdown over ``image (C, H, W)``: the image with its patch grid and how many tokens
+    it becomes (``utils.multimodal.num_patches``). Only sizes that divide both sides are offered."""
+    from .multimodal import num_patches
+    from .plotting import patch_grid
+
+    C, H, W = image.shape
+    options = [p for p in sizes if H % p == 0 and W % p == 0]
+    if not options:
+        raise ValueError(f"none of sizes={tuple(sizes)} divides the image's height {H} and width {W}")
+    size = widgets.Dropdown(options=options, value=16 if 16 in options else options[0], description="patch")
+    out = widgets.Output()
+
+    def update(change=None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(4, 4))
+            patch_grid(image, size.value, ax=ax)
+            plt.show()
+            print(f"{num_patches(H, W, size.value)} tokens of {C * size.value ** 2} numbers each")
+
+    size.observe(update, names="value")
+    update()
+    return widgets.VBox([size, out])
