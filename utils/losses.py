@@ -17,6 +17,7 @@ Each function is the readable version of a formula; the tests check it against P
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -30,6 +31,7 @@ __all__ = [
     "mask_tokens",
     "MASK_FRACTION",
     "RANDOM_FRACTION",
+    "perplexity",
 ]
 
 IGNORE_INDEX = -100  # PyTorch's default ignore_index: a label that does not count in the loss
@@ -285,3 +287,21 @@ def mask_tokens(
     inputs = inputs.masked_fill(to_mask, mask_token_id)  # masked_fill returns a new tensor
     labels = torch.where(selected, input_ids, torch.full_like(input_ids, IGNORE_INDEX))
     return inputs, labels
+
+
+# --- Lecture 5: perplexity ----------------------------------------------------------------------------
+
+def perplexity(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> float:
+    """``exp`` of the mean cross-entropy over the positions whose target is not ``ignore_index``.
+
+    ``logits (N, V)``, ``targets (N,)`` as in ``cross_entropy``. Perplexity reads a loss as a number of
+    choices: a model that spreads its probability evenly over ``k`` tokens, whatever the right one is,
+    has cross-entropy ``log k`` and perplexity ``k``; a uniform guess over the vocabulary scores ``V``, a
+    perfect model 1. ``nan`` when every position is ignored.
+
+    >>> round(perplexity(torch.zeros(3, 50), torch.tensor([4, 7, 9])), 4)     # uniform over 50 tokens
+    50.0
+    >>> round(perplexity(torch.tensor([[0.0, 0.0], [5.0, -5.0]]), torch.tensor([0, -100])), 4)   # only row 0
+    2.0
+    """
+    return math.exp(cross_entropy(logits, targets, ignore_index=ignore_index).item())
