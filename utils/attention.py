@@ -500,7 +500,7 @@ def rope_angles(positions: torch.Tensor, head_dim: int, base: float = 10000.0) -
 
 
 def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0) -> torch.Tensor:
-    """Rotary position embedding (RoPE, Su et al. 2021, "RoFormer", arXiv:2104.09864, section 3.4).
+    """Rotary position embedding (RoPE, Su et al. 2021, "RoFormer", arXiv:2104.09864).
 
     ``x (..., T, D)`` is a query or key per position; each pair ``(x_2i, x_2i+1)`` of position ``t`` is
     rotated by the angle ``positions[t] · θ_i`` (``positions`` defaults to ``0 .. T-1``). A rotation keeps
@@ -615,7 +615,7 @@ def sliding_window_mask(T: int, window: int, device: torch.device | str | None =
 
 
 def strided_mask(T: int, stride: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """The Sparse Transformer's two patterns in one mask (Child et al. 2019, arXiv:1904.10509, section 4.2):
+    """The Sparse Transformer's two patterns in one mask (Child et al. 2019, arXiv:1904.10509):
     ``(T, T)`` boolean, ``True`` where ``j <= i`` and (``i - j < stride`` or ``(i - j) % stride == 0``).
 
     The *local* part sees the last ``stride`` tokens, the *strided* part every ``stride``-th token before
