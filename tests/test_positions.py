@@ -207,6 +207,20 @@ def test_with_positions_the_order_changes_the_output(g, positions):
     assert len(attention) == 2 and attention[0].shape == (3, 2, 7, 7)
 
 
+def test_classifier_inputs_are_tokens_plus_the_chosen_positions(g):
+    ids = torch.randint(12, (2, 5), generator=g)
+    models = {kind: _classifier(kind) for kind in POSITION_KINDS}
+    with torch.no_grad():
+        tokens = {kind: model.tok_emb(ids) for kind, model in models.items()}  # (B, T, C) each
+        torch.testing.assert_close(models["none"].embed(ids), tokens["none"])
+        torch.testing.assert_close(models["rope"].embed(ids), tokens["rope"])  # RoPE acts inside attention
+        learned = models["learned"]
+        torch.testing.assert_close(learned.embed(ids), tokens["learned"] + learned.pos_emb.weight[:5])
+        table = sinusoidal_positional_encoding(7, 16)[:5]
+        expected = tokens["sinusoidal"] * math.sqrt(16) + table  # Vaswani et al. 2017, section 3.4
+        torch.testing.assert_close(models["sinusoidal"].embed(ids), expected)
+
+
 def test_classifier_parts_and_validation():
     assert POSITION_KINDS == ("none", "learned", "sinusoidal", "rope")
     assert _classifier("none").pos_emb is None and _classifier("learned").pos_emb.weight.shape == (7, 16)

@@ -519,11 +519,12 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
                          f"and dtype {x.dtype}")
     T, D = x.shape[-2], x.shape[-1]
     _check_even_width("x.shape[-1] (the head dimension)", D)
-    positions = torch.arange(T, device=x.device) if positions is None else positions
-    angles = rope_angles(positions, D, base)  # (T, D/2)
+    positions = torch.arange(T) if positions is None else positions
+    angles = rope_angles(_check_tensor("positions", positions).cpu(), D, base)  # (T, D/2), float64 on the CPU
     if angles.shape[0] != T:
         raise ValueError(f"positions must have one entry per position of x (T={T}), got {angles.shape[0]}")
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)  # (T, D/2) each
+    # the angles in float64 (MPS has no float64), then cos and sin in x's dtype on x's device
+    cos, sin = (f(angles).to(device=x.device, dtype=x.dtype) for f in (torch.cos, torch.sin))  # (T, D/2) each
     pairs = x.unflatten(-1, (D // 2, 2))  # (..., T, D) -> (..., T, D/2, 2)
     even, odd = pairs[..., 0], pairs[..., 1]  # (..., T, D/2) each
     rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)  # (..., T, D/2, 2)

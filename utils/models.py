@@ -765,12 +765,16 @@ class TinyClassifier(nn.Module):
       hidden state moves with its token, unchanged) and the mean over positions is *invariant*: the
       model sees a bag of words, and "the cat chased the dog" is "the dog chased the cat";
     - ``"learned"``: a learned vector per position added to the token embeddings (BERT, GPT-2);
-    - ``"sinusoidal"``: the fixed table of Vaswani et al. (2017) added instead;
+    - ``"sinusoidal"``: the fixed table of Vaswani et al. (2017) added instead, with the token embeddings
+      multiplied by ``√d_model`` as they do (section 3.4): the table's entries are of size 1 while the
+      embeddings start at 0.02 (GPT-2's initialisation), and unscaled tokens drown in their positions (some
+      seeds then fit the training sentences without learning the rule);
     - ``"rope"``: nothing added; queries and keys are rotated by their positions in every attention layer
       (``RotaryMultiHeadAttention``, RoFormer / LLaMA).
 
-    ``encode(idx)`` returns the hidden states ``(B, T, C)``; ``return_attention=True`` also returns each
-    layer's attention weights ``(B, H, T, T)``. No mask: every token sees every other one.
+    ``embed(idx)`` returns what the first block reads ``(B, T, C)``, ``encode(idx)`` the final hidden states
+    ``(B, T, C)``; ``return_attention=True`` also returns each layer's attention weights ``(B, H, T, T)``. No
+    mask: every token sees every other one.
 
     >>> config = GPTConfig(vocab_size=10, block_size=6, d_model=16, n_heads=2, n_layers=1)
     >>> model = TinyClassifier(config, n_classes=3, positions="none")
@@ -801,14 +805,18 @@ class TinyClassifier(nn.Module):
         self.head = nn.Linear(C, n_classes)
         _init_like_gpt2(self, [layer for b in self.blocks for layer in (b.attn.out_proj, b.mlp[2])])
 
-    def _hidden(self, idx: torch.Tensor, need_weights: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """``idx (B, T)`` -> the vectors the first block reads ``(B, T, C)``: tokens, and positions if any."""
         _, T = _check_token_ids(idx, self.config.vocab_size, self.config.block_size)
         x = self.tok_emb(idx)  # (B, T, C)
         if self.positions == "learned":
             x = x + self.pos_emb(torch.arange(T, device=idx.device))  # (B, T, C) + (T, C)
         elif self.positions == "sinusoidal":
-            x = x + self.pos_table[:T]  # (B, T, C) + (T, C)
-        x, attention = _run_blocks(self.blocks, x, None, need_weights)  # (B, T, C), [(B, H, T, T)]
+            x = x * math.sqrt(self.config.d_model) + self.pos_table[:T]  # (B, T, C) + (T, C)
+        return x  # "none" and "rope": the tokens alone
+
+    def _hidden(self, idx: torch.Tensor, need_weights: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x, attention = _run_blocks(self.blocks, self.embed(idx), None, need_weights)  # (B, T, C), [...]
         return self.ln_f(x), attention
 
     def encode(self, idx: torch.Tensor) -> torch.Tensor:
@@ -852,9 +860,9 @@ def sentence_log_probs(course: CourseLM, sentences: list[str], temperature: floa
         raise ValueError(f"sentences must all have the same number of words, at most "
                          f"{course.model.config.block_size - 1}")
     ids = torch.tensor(rows, device=course.device)  # (N, 1 + W)
-    logits = course.model(ids[:, :-1]).double() / temperature  # (N, W, V): position t predicts word t + 1
-    log_q = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (N, W)
-    return log_q.sum(dim=-1).cpu()
+    logits = course.model(ids[:, :-1]).cpu().double() / temperature  # (N, W, V): t predicts word t + 1
+    log_q = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].cpu().unsqueeze(-1)).squeeze(-1)  # (N, W)
+    return log_q.sum(dim=-1)  # float64 on the CPU (MPS has no float64)
 
 
 if __name__ == "__main__":  # python -m utils.models: (re)make the shipped checkpoint, on the CPU
