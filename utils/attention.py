@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from ._validation import check_positive_int
 
@@ -39,6 +42,24 @@ __all__ = [
     "kv_cache_bytes",
     "attention_scores_bytes",
     "transformer_flops",
+
+
+    # Lecture 5
+    "split_heads",
+    "merge_heads",
+    "sinusoidal_dot_product",
+    "sinusoidal_shift_matrix",
+    "rope_angles",
+    "apply_rope",
+    "RotaryMultiHeadAttention",
+    "lookback_distance",
+    "attention_entropy",
+    "sliding_window_mask",
+    "strided_mask",
+    "online_softmax_step",
+    "chunked_attention",
+    "sliding_window_attention",
+    "peak_memory_bytes",
 ]
 
 
@@ -211,8 +232,7 @@ class MultiHeadAttention(nn.Module):
                              f"got {tuple(t.shape)}")
 
     def _split_heads(self, t: torch.Tensor) -> torch.Tensor:
-        B, T, C = t.shape
-        return t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, T, C) -> (B, H, T, D)
+        return split_heads(t, self.n_heads)  # (B, T, C) -> (B, H, T, D)
 
     def forward(
         self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
@@ -233,18 +253,27 @@ class MultiHeadAttention(nn.Module):
                              f"and {x.shape[0]}")
         if not isinstance(need_weights, bool):
             raise TypeError(f"need_weights must be a bool, got {type(need_weights).__name__}")
-        B, T, C = x.shape
+        B, T, _ = x.shape
         q = self._split_heads(self.q_proj(x))  # (B, H, T, D)
         k = self._split_heads(self.k_proj(context))  # (B, H, Tk, D)
         v = self._split_heads(self.v_proj(context))  # (B, H, Tk, D)
+        q, k = self._position_queries_and_keys(q, k)  # unchanged here; RoPE rotates them (Lecture 5)
         if need_weights:
             out, weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, H, T, D), (B, H, T, Tk)
         else:
             if mask is not None:
                 _check_mask(mask, torch.Size((B, self.n_heads, T, k.shape[-2])))
             out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None  # (B, H, T, D)
-        out = out.transpose(1, 2).reshape(B, T, C)  # (B, H, T, D) -> (B, T, H, D) -> (B, T, C)
+        out = merge_heads(out)  # (B, H, T, D) -> (B, T, C)
         return self.out_proj(out), weights
+
+    def _position_queries_and_keys(
+        self, q: torch.Tensor, k: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where a relative position scheme acts on the split heads ``q (B, H, T, D)``, ``k (B, H, Tk, D)``.
+        Plain attention knows no positions (they are added to the token embeddings, if at all), so this
+        returns them unchanged; ``RotaryMultiHeadAttention`` rotates them."""
+        return q, k
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, n_heads={self.n_heads}, head_dim={self.head_dim}"
@@ -382,3 +411,444 @@ def transformer_flops(
     linear = 2 * seq_len * (4 * d_model * d_model + 2 * d_model * d_ff) * n_layers
     quadratic = 2 * 2 * seq_len * seq_len * d_model * n_layers
     return {"linear": linear, "quadratic": quadratic, "total": linear + quadratic}
+
+
+# --- Lecture 5: positions, sparse patterns, memory-saving attention -----------------------------------
+# Q21 builds on the sinusoidal table above (what a shift does to it) and adds rotary embeddings (RoPE);
+# Q22 measures what each head looks at; Q24 adds the sparse masks of the Sparse Transformer and attention
+# that visits the keys a chunk at a time with an online softmax (the idea behind FlashAttention), and a
+# counter of the bytes a computation holds at its peak.
+
+def _check_int_arg(name: str, value: object) -> int:
+    check_positive_int(name, value)
+    return value
+
+
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Cut the last dimension into ``n_heads`` slices, one per head: ``(B, T, C)`` -> ``(B, H, T, D)``
+    with ``D = C / H``. Head ``h`` gets columns ``h·D .. (h+1)·D - 1`` of every token.
+
+    >>> x = torch.arange(8.0).view(1, 2, 4)                 # (B=1, T=2, C=4)
+    >>> split_heads(x, 2)[0, 1].tolist()                    # head 1: the last two columns of each token
+    [[2.0, 3.0], [6.0, 7.0]]
+    """
+    _check_tensor("x", x)
+    check_positive_int("n_heads", n_heads)
+    if x.dim() != 3 or x.shape[-1] % n_heads:
+        raise ValueError(f"x must be (B, T, C) with C divisible by n_heads={n_heads}, got {tuple(x.shape)}")
+    B, T, C = x.shape
+    return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)  # (B, T, C) -> (B, T, H, D) -> (B, H, T, D)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """Put the heads side by side again (the "concat" of Vaswani et al.): ``(B, H, T, D)`` -> ``(B, T, H·D)``;
+    ``merge_heads(split_heads(x, H))`` is ``x``.
+
+    >>> x = torch.randn(2, 5, 6)
+    >>> torch.equal(merge_heads(split_heads(x, 3)), x)
+    True
+    """
+    _check_tensor("x", x)
+    if x.dim() != 4:
+        raise ValueError(f"x must be (B, H, T, D), got {tuple(x.shape)}")
+    B, H, T, D = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * D)  # (B, H, T, D) -> (B, T, H, D) -> (B, T, C)
+
+
+def _sinusoid_frequencies(d_model: int) -> torch.Tensor:
+    """``ω_i = 1 / 10000^(2i / d_model)`` for ``i = 0 .. d_model/2 - 1`` (float64), one per column pair."""
+    return 1.0 / 10000.0 ** (torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+
+
+def _check_even_width(name: str, value: object) -> None:
+    check_positive_int(name, value)
+    if value % 2:
+        raise ValueError(f"{name} must be even (the columns come in (sin, cos) pairs), got {value}")
+
+
+def sinusoidal_dot_product(offsets: torch.Tensor | int, d_model: int) -> torch.Tensor:
+    """``PE[p] · PE[p + k]`` in closed form: ``Σ_i cos(ω_i k)``, the same for every position ``p``.
+
+    Each (sin, cos) column pair contributes ``sin(ω p) sin(ω (p+k)) + cos(ω p) cos(ω (p+k)) = cos(ω k)``
+    (the cosine of a difference), so the similarity of two positions depends only on how far apart they
+    are. ``offsets`` is an int or an integer tensor of offsets ``k``; the result has its shape (float32).
+
+    >>> sinusoidal_dot_product(0, 8).item()              # PE[p] · PE[p] = d_model / 2, for every p
+    4.0
+    >>> sinusoidal_dot_product(torch.tensor([3, -3]), 8).tolist() == [sinusoidal_dot_product(3, 8).item()] * 2
+    True
+    """
+    _check_even_width("d_model", d_model)
+    k = torch.as_tensor(offsets)
+    if k.is_floating_point() or k.dtype == torch.bool or k.is_complex():
+        raise TypeError(f"offsets must be an int or an integer tensor, got dtype {k.dtype}")
+    angles = k.to(torch.float64).unsqueeze(-1) * _sinusoid_frequencies(d_model)  # (..., d/2)
+    return angles.cos().sum(dim=-1).float()
+
+
+def sinusoidal_shift_matrix(offset: int, d_model: int) -> torch.Tensor:
+    """The ``(d_model, d_model)`` matrix ``M`` with ``PE[p + offset] = M @ PE[p]`` for every position ``p``.
+
+    Vaswani et al. (2017, section 3.5) chose sinusoids because "for any fixed offset k, PE(pos+k) can be
+    represented as a linear function of PE(pos)". Here is that function: for each frequency ω, the pair
+    ``(sin ωp, cos ωp)`` is a point on a circle and a shift by ``k`` turns it by the angle ``ωk``::
+
+        sin(ω(p+k)) =  cos(ωk) sin(ωp) + sin(ωk) cos(ωp)
+        cos(ω(p+k)) = -sin(ωk) sin(ωp) + cos(ωk) cos(ωp)
+
+    so ``M`` is block-diagonal with one 2×2 rotation per column pair. It does not depend on ``p``.
+
+    >>> pe = sinusoidal_positional_encoding(10, 4)
+    >>> torch.allclose(sinusoidal_shift_matrix(3, 4) @ pe[2], pe[5], atol=1e-6)
+    True
+    """
+    if isinstance(offset, bool) or not isinstance(offset, int):
+        raise TypeError(f"offset must be an int, got {type(offset).__name__}")
+    _check_even_width("d_model", d_model)
+    angles = offset * _sinusoid_frequencies(d_model)  # (d/2,)
+    c, s = angles.cos(), angles.sin()
+    blocks = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], -2)  # (d/2, 2, 2)
+    return torch.block_diag(*blocks).float()  # (d, d)
+
+
+def rope_angles(positions: torch.Tensor, head_dim: int, base: float = 10000.0) -> torch.Tensor:
+    """The rotation angles of rotary embeddings: ``positions[t] · θ_i`` with ``θ_i = base^(-2i/head_dim)``.
+
+    ``positions`` is an integer tensor ``(T,)``; the result is ``(T, head_dim / 2)`` in float64 (angles
+    reach thousands of radians at long contexts, where float32 would already round them).
+
+    >>> rope_angles(torch.tensor([0, 1, 2]), 4)[:, 0].tolist()      # θ_0 = 1: one radian per position
+    [0.0, 1.0, 2.0]
+    """
+    _check_even_width("head_dim", head_dim)
+    if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 1:
+        raise ValueError(f"base must be a number > 1, got {base!r}")
+    positions = _check_tensor("positions", positions)
+    if positions.dim() != 1 or positions.is_floating_point() or positions.dtype == torch.bool:
+        raise ValueError(f"positions must be a 1-D integer tensor (T,), got shape {tuple(positions.shape)} "
+                         f"and dtype {positions.dtype}")
+    theta = 1.0 / float(base) ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device=positions.device)
+                                  / head_dim)  # (D/2,)
+    return positions.to(torch.float64).unsqueeze(1) * theta  # (T, 1) * (D/2,) -> (T, D/2)
+
+
+def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10000.0) -> torch.Tensor:
+    """Rotary position embedding (RoPE, Su et al. 2021, "RoFormer", arXiv:2104.09864).
+
+    ``x (..., T, D)`` is a query or key per position; each pair ``(x_2i, x_2i+1)`` of position ``t`` is
+    rotated by the angle ``positions[t] · θ_i`` (``positions`` defaults to ``0 .. T-1``). A rotation keeps
+    lengths, and the dot product of a query rotated by ``mθ`` with a key rotated by ``nθ`` sees only the
+    difference ``(m - n)θ``: attention scores depend on how far apart two tokens are, not where they are.
+    Pairs are adjacent columns, as in the paper and Meta's LLaMA code (Hugging Face pairs column ``i``
+    with ``i + D/2`` instead: the same idea on permuted columns).
+
+    >>> x = torch.tensor([[1.0, 0.0], [1.0, 0.0]])            # (T=2, D=2): the same vector twice
+    >>> [round(value, 4) for value in apply_rope(x)[1].tolist()]    # position 1: turned by 1 radian
+    [0.5403, 0.8415]
+    """
+    _check_tensor("x", x)
+    if x.dim() < 2 or not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor (..., T, D), got shape {tuple(x.shape)} "
+                         f"and dtype {x.dtype}")
+    T, D = x.shape[-2], x.shape[-1]
+    _check_even_width("x.shape[-1] (the head dimension)", D)
+    positions = torch.arange(T) if positions is None else positions
+    angles = rope_angles(_check_tensor("positions", positions).cpu(), D, base)  # (T, D/2), float64 on the CPU
+    if angles.shape[0] != T:
+        raise ValueError(f"positions must have one entry per position of x (T={T}), got {angles.shape[0]}")
+    # the angles in float64 (MPS has no float64), then cos and sin in x's dtype on x's device
+    cos, sin = (f(angles).to(device=x.device, dtype=x.dtype) for f in (torch.cos, torch.sin))  # (T, D/2) each
+    pairs = x.unflatten(-1, (D // 2, 2))  # (..., T, D) -> (..., T, D/2, 2)
+    even, odd = pairs[..., 0], pairs[..., 1]  # (..., T, D/2) each
+    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)  # (..., T, D/2, 2)
+    return rotated.flatten(-2)  # (..., T, D/2, 2) -> (..., T, D)
+
+
+class RotaryMultiHeadAttention(MultiHeadAttention):
+    """``MultiHeadAttention`` whose queries and keys are rotated by their positions (RoPE), as in LLaMA.
+
+    Nothing is added to the token embeddings: positions enter only through the rotation, inside every
+    attention layer, so scores depend on relative offsets. The queries are taken to be the last ``T`` of
+    the ``Tk`` key positions (``T == Tk`` in self-attention). Same parameters as ``MultiHeadAttention``.
+
+    >>> mha = RotaryMultiHeadAttention(d_model=8, n_heads=2)
+    >>> out, weights = mha(torch.randn(1, 3, 8), mask=causal_mask(3))
+    >>> tuple(out.shape), tuple(weights.shape)
+    ((1, 3, 8), (1, 2, 3, 3))
+    """
+
+    def __init__(self, d_model: int, n_heads: int, bias: bool = True, base: float = 10000.0) -> None:
+        super().__init__(d_model, n_heads, bias=bias)
+        _check_even_width("d_model / n_heads (the head dimension)", self.head_dim)
+        rope_angles(torch.zeros(1, dtype=torch.long), self.head_dim, base)  # validates base
+        self.base = float(base)
+
+    def _position_queries_and_keys(
+        self, q: torch.Tensor, k: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        T, Tk = q.shape[-2], k.shape[-2]
+        if T > Tk:
+            raise ValueError(f"RoPE needs queries at key positions: got {T} queries for {Tk} keys")
+        key_positions = torch.arange(Tk, device=k.device)  # (Tk,)
+        return (apply_rope(q, key_positions[Tk - T:], self.base),  # (B, H, T, D)
+                apply_rope(k, key_positions, self.base))  # (B, H, Tk, D)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", rope_base={self.base:g}"
+
+
+def lookback_distance(weights: torch.Tensor) -> torch.Tensor:
+    """How far back each query looks on average: ``Σ_j w[i, j] · (i - j)``, shape ``weights.shape[:-1]``.
+
+    ``weights (..., Tq, Tk)`` are attention weights of self-attention; query ``i`` sits at key position
+    ``i + Tk - Tq`` (the last ``Tq`` positions). A head that reads the previous token scores 1, one that
+    reads the first token of the sequence scores its position. Keys after the query count negative.
+
+    >>> lookback_distance(torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])).tolist()
+    [0.0, 1.0, 0.5]
+    """
+    _check_tensor("weights", weights)
+    if weights.dim() < 2 or not weights.is_floating_point():
+        raise ValueError(f"weights must be a floating-point tensor (..., Tq, Tk), got shape "
+                         f"{tuple(weights.shape)}")
+    Tq, Tk = weights.shape[-2:]
+    query_at = torch.arange(Tk - Tq, Tk, device=weights.device).unsqueeze(1)  # (Tq, 1)
+    distance = (query_at - torch.arange(Tk, device=weights.device)).to(weights.dtype)  # (Tq, Tk)
+    return (weights * distance).sum(dim=-1)
+
+
+def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
+    """The entropy ``-Σ_j w_ij log w_ij`` (nats) of each query's attention row, shape ``weights.shape[:-1]``.
+
+    0 for a head that looks at exactly one token, ``log n`` for one that spreads evenly over ``n``.
+
+    >>> [round(h, 4) for h in attention_entropy(torch.tensor([[1.0, 0.0], [0.5, 0.5]])).tolist()]  # 0, log 2
+    [0.0, 0.6931]
+    """
+    _check_tensor("weights", weights)
+    if weights.dim() < 1 or not weights.is_floating_point():
+        raise ValueError(f"weights must be a floating-point tensor (..., Tk), got shape "
+                         f"{tuple(weights.shape)}")
+    return 0.0 - torch.xlogy(weights, weights).sum(dim=-1)  # 0 log 0 = 0; "0.0 -" keeps +0.0, not -0.0
+
+
+def sliding_window_mask(T: int, window: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Causal local attention: ``(T, T)`` boolean, ``True`` where ``0 <= i - j < window``.
+
+    Each token sees itself and the ``window - 1`` tokens before it (Longformer's and Mistral's sliding
+    window), so a row has at most ``window`` entries whatever the length: ``T · window`` pairs instead
+    of ``T²``. Information from further back still arrives, one window per layer.
+
+    >>> sliding_window_mask(4, 2).int().tolist()
+    [[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
+    """
+    _check_int_arg("T", T)
+    _check_int_arg("window", window)
+    offset = torch.arange(T, device=device).unsqueeze(1) - torch.arange(T, device=device)  # (T, T): i - j
+    return (offset >= 0) & (offset < window)
+
+
+def strided_mask(T: int, stride: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The Sparse Transformer's two patterns in one mask (Child et al. 2019, arXiv:1904.10509):
+    ``(T, T)`` boolean, ``True`` where ``j <= i`` and (``i - j < stride`` or ``(i - j) % stride == 0``).
+
+    The *local* part sees the last ``stride`` tokens, the *strided* part every ``stride``-th token before
+    that; with ``stride ≈ √T`` each row has about ``2√T`` entries, and any token reaches any earlier one in
+    two steps (first along the stride, then locally).
+
+    >>> strided_mask(5, 2).int().tolist()
+    [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [1, 0, 1, 1, 1]]
+    """
+    _check_int_arg("T", T)
+    _check_int_arg("stride", stride)
+    offset = torch.arange(T, device=device).unsqueeze(1) - torch.arange(T, device=device)  # (T, T): i - j
+    return (offset >= 0) & ((offset < stride) | (offset % stride == 0))
+
+
+def online_softmax_step(
+    running_max: torch.Tensor, running_sum: torch.Tensor, running_out: torch.Tensor,
+    scores: torch.Tensor, values: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fold one chunk of keys into a running softmax-weighted sum (Milakov & Gimelshein 2018, "Online
+    normalizer calculation for softmax"; the update FlashAttention is built on, Dao et al. 2022).
+
+    The state after some chunks is ``running_max m (..., Tq, 1)``, the largest score seen so far;
+    ``running_sum l (..., Tq, 1) = Σ exp(s - m)`` and ``running_out (..., Tq, dv) = Σ exp(s - m) v`` over
+    the keys seen so far. A new chunk brings ``scores (..., Tq, c)`` (``-inf`` where masked) and
+    ``values (..., c, dv)``. If its largest score exceeds ``m``, everything summed so far was exponentiated
+    against too small a maximum; multiplying it by ``exp(m_old - m_new)`` corrects that exactly. Start from
+    ``(-inf, 0, 0)``; after the last chunk ``running_out / running_sum`` is the attention output.
+
+    >>> s, v = torch.tensor([[1.0, 3.0]]), torch.tensor([[10.0], [20.0]])
+    >>> m, l, o = online_softmax_step(torch.full((1, 1), -math.inf), torch.zeros(1, 1), torch.zeros(1, 1),
+    ...                               s[:, :1], v[:1])            # the first key alone
+    >>> m, l, o = online_softmax_step(m, l, o, s[:, 1:], v[1:])    # then the second
+    >>> torch.allclose(o / l, torch.softmax(s, -1) @ v)
+    True
+    """
+    block_max = scores.amax(dim=-1, keepdim=True)  # (..., Tq, 1)
+    new_max = torch.maximum(running_max, block_max)
+    # a row that has seen only masked keys keeps m = -inf: subtract 0 there, so exp(-inf) = 0, not NaN
+    shift = torch.where(torch.isfinite(new_max), new_max, torch.zeros_like(new_max))  # (..., Tq, 1)
+    correction = torch.exp(running_max - shift)  # (..., Tq, 1): rescales what was summed so far
+    p = torch.exp(scores - shift)  # (..., Tq, c)
+    new_sum = running_sum * correction + p.sum(dim=-1, keepdim=True)  # (..., Tq, 1)
+    new_out = running_out * correction + p @ values  # (..., Tq, c) @ (..., c, dv) -> (..., Tq, dv)
+    return new_max, new_sum, new_out
+
+
+def _scores_shape(q: torch.Tensor, k: torch.Tensor) -> torch.Size:
+    return torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+
+
+def chunked_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk_size: int, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Attention that visits the keys ``chunk_size`` at a time and never holds the ``(Tq, Tk)`` scores.
+
+    The output equals ``scaled_dot_product_attention(q, k, v, mask)[0]`` (to float rounding): the same
+    softmax, computed with ``online_softmax_step``. At any moment it holds one ``(Tq, chunk_size)`` block
+    of scores and the running ``(Tq, dv)`` output, so its memory grows like ``Tq · (chunk_size + dv)``,
+    linearly in the length, where the readable path's grows like ``Tq · Tk``. (FlashAttention also tiles
+    the queries and keeps every tile in a GPU's fast on-chip memory; the arithmetic is this.)
+
+    ``mask`` as in ``scaled_dot_product_attention`` (boolean, ``True`` = may attend); a query whose row
+    of ``mask`` is all ``False`` has nothing to average and is a ``ValueError`` here.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> q, k, v = (torch.randn(2, 7, 4, generator=g) for _ in range(3))
+    >>> torch.allclose(chunked_attention(q, k, v, chunk_size=3), scaled_dot_product_attention(q, k, v)[0],
+    ...                atol=1e-6)
+    True
+    """
+    _check_qkv(q, k, v)
+    _check_int_arg("chunk_size", chunk_size)
+    Tk = k.shape[-2]
+    if mask is not None:
+        _check_mask(mask, _scores_shape(q, k))
+        if not mask.any(dim=-1).all():
+            raise ValueError("mask has a query row that is all False (a query with no key to attend to); "
+                             "chunked_attention needs at least one allowed key in every row")
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    running_max = torch.full((*lead, q.shape[-2], 1), -math.inf, dtype=q.dtype, device=q.device)
+    running_sum = torch.zeros_like(running_max)  # (..., Tq, 1)
+    running_out = torch.zeros((*lead, q.shape[-2], v.shape[-1]), dtype=q.dtype, device=q.device)
+    for start in range(0, Tk, chunk_size):
+        stop = min(start + chunk_size, Tk)
+        scores = (q @ k[..., start:stop, :].transpose(-2, -1)) * scale  # (..., Tq, d) @ (..., d, c)
+        if mask is not None:
+            block = mask if mask.shape[-1] == 1 else mask[..., start:stop]  # (..., Tq, c) or broadcast
+            scores = scores.masked_fill(~block, float("-inf"))
+        running_max, running_sum, running_out = online_softmax_step(
+            running_max, running_sum, running_out, scores, v[..., start:stop, :])
+        del scores  # only one block of scores is ever alive
+    return running_out / running_sum  # (..., Tq, dv)
+
+
+def sliding_window_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, chunk_size: int = 64
+) -> torch.Tensor:
+    """Self-attention under ``sliding_window_mask(T, window)`` that only computes the scores it keeps.
+
+    A mask alone saves nothing: the masked scores are still computed and then thrown away. Here the
+    queries go ``chunk_size`` at a time, and each block scores only the keys that its window can reach
+    (``chunk_size + window - 1`` of them), so time and memory grow like ``T · (chunk_size + window)``
+    instead of ``T²``. Equals ``scaled_dot_product_attention(q, k, v, sliding_window_mask(T, window))[0]``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> q, k, v = (torch.randn(1, 10, 4, generator=g) for _ in range(3))
+    >>> full = scaled_dot_product_attention(q, k, v, mask=sliding_window_mask(10, 3))[0]
+    >>> torch.allclose(sliding_window_attention(q, k, v, window=3, chunk_size=4), full, atol=1e-6)
+    True
+    """
+    _check_qkv(q, k, v)
+    _check_int_arg("window", window)
+    _check_int_arg("chunk_size", chunk_size)
+    T = q.shape[-2]
+    if k.shape[-2] != T:
+        raise ValueError(f"sliding_window_attention is self-attention: q and k must have the same length, "
+                         f"got {T} and {k.shape[-2]}")
+    outputs = []
+    for start in range(0, T, chunk_size):
+        stop = min(start + chunk_size, T)
+        first = max(0, start - window + 1)  # the earliest key any query of this block may see
+        offset = (torch.arange(start, stop, device=q.device).unsqueeze(1)
+                  - torch.arange(first, stop, device=q.device))  # (c, c + w - 1): i - j
+        local = (offset >= 0) & (offset < window)
+        out, _ = scaled_dot_product_attention(q[..., start:stop, :], k[..., first:stop, :],
+                                              v[..., first:stop, :], mask=local)  # (..., c, dv)
+        outputs.append(out)
+    return torch.cat(outputs, dim=-2)  # (..., T, dv)
+
+
+class _LiveTensorBytes(TorchDispatchMode):
+    """Counts the bytes of every tensor storage created under it while it is alive, and the peak."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, list[int]] = {}  # storage address -> [bytes, live tensors using it]
+        self.current = self.peak = 0
+
+    def _release(self, key: int) -> None:
+        entry = self.live.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.current -= entry[0]
+            del self.live[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs))
+                  if isinstance(t, torch.Tensor)}
+        for t in tree_leaves(out):
+            if not isinstance(t, torch.Tensor):
+                continue
+            storage = t.untyped_storage()
+            key, size = storage.data_ptr(), storage.nbytes()
+            if key in self.live:  # a view of (or in-place result on) a tensor made under the counter
+                self.live[key][1] += 1
+            elif key in inputs or size == 0:  # a view of a tensor that existed before: nothing new
+                continue
+            else:  # a fresh allocation
+                self.live[key] = [size, 1]
+                self.current += size
+                self.peak = max(self.peak, self.current)
+            weakref.finalize(t, self._release, key)
+        return out
+
+
+def peak_memory_bytes(fn, *args, **kwargs) -> int:
+    """The most bytes of tensors that ``fn(*args, **kwargs)`` had alive at one time, its result included.
+
+    On a CUDA device (found from the tensors in ``args``) this is ``torch.cuda.max_memory_allocated``
+    above what was allocated before the call. On the CPU, PyTorch keeps no such statistic, so every
+    operation's result is counted as it is created and discounted when it is freed (a
+    ``TorchDispatchMode``): the bytes that the Python-visible computation holds, which is what differs
+    between attention paths. Scratch buffers inside a single kernel (a fused attention's tiles, a matrix
+    multiply's packing) are not seen. Runs under ``torch.no_grad()`` (autograd would keep intermediates).
+
+    >>> peak_memory_bytes(lambda x: (x + 1) * 2, torch.zeros(1000))   # x + 1 and its double: 2 x 4000 bytes
+    8000
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    tensors = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    with torch.no_grad():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            result = fn(*args, **kwargs)
+            torch.cuda.synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device) - before
+            del result
+            return int(peak)
+        counter = _LiveTensorBytes()
+        with counter:
+            result = fn(*args, **kwargs)
+        del result
+        return int(counter.peak)

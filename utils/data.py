@@ -91,6 +91,16 @@ __all__ = [
     "review_vocabulary",
     "review_log_odds",
     "RecallTask",
+
+
+    # Lecture 5
+    "tiny_world_entropy",
+    "ROLE_ADJECTIVES",
+    "ROLE_VERBS",
+    "ROLE_TEST_PAIRS",
+    "role_sentences",
+    "swap_roles",
+    "role_vocabulary",
 ]
 
 
@@ -749,3 +759,88 @@ if __name__ == "__main__":  # python -m utils.data: (re)make course_notes.txt fr
     target = Path(__file__).parent / "course_notes.txt"
     target.write_text(notebook_prose(sources), encoding="utf-8")
     print(f"wrote {target} ({target.stat().st_size:,} bytes) from {len(sources)} notebooks")
+
+
+# --- Lecture 5: the world's exact entropy (Q25) and a task only word order can solve (Q21) ---------------
+
+def tiny_world_entropy(weighted: bool = False, dialect: str = "standard") -> float:
+    """The entropy ``H = -Σ_s p(s) log p(s)`` of the tiny world's sentences, in nats per sentence.
+
+    Computed exactly over the 240 sentences of ``all_tiny_world_sentences`` with ``sentence_probability``:
+    the least average cross-entropy any model can reach on sentences drawn by ``tiny_world_sentences``
+    (Gibbs' inequality, Cover & Thomas 2006, Theorem 2.6.3). The uniform world has ``log 240``.
+
+    >>> math.isclose(tiny_world_entropy(), math.log(240))
+    True
+    >>> round(tiny_world_entropy(weighted=True), 4)
+    4.8938
+    """
+    if not isinstance(weighted, bool):
+        raise TypeError(f"weighted must be a bool, got {type(weighted).__name__}")
+    probabilities = [sentence_probability(s, weighted=weighted, dialect=dialect)
+                     for s in all_tiny_world_sentences(dialect)]
+    return -sum(p * math.log(p) for p in probabilities if p > 0)
+
+
+# "Who did it?": "the big cat chased the small dog" names the chaser first. Both animals, both adjectives
+# and the verb are in the sentence whatever the order, so only the ORDER of the words says which animal
+# did it: a model that cannot see order is at chance (Q21). The test sentences use pairs of animals that
+# never meet in training, so a model that passes has learned the rule, not the sentences.
+ROLE_ADJECTIVES: tuple[str, ...] = ("big", "small", "old", "young", "grey", "happy")
+ROLE_VERBS: tuple[str, ...] = ("chased", "watched", "found")
+ROLE_TEST_PAIRS: tuple[tuple[str, str], ...] = (("cat", "owl"), ("dog", "fox"), ("girl", "boy"))
+
+
+def _role_pairs(split: str) -> list[tuple[str, str]]:
+    """The ordered (agent, other) pairs of a split: test = ``ROLE_TEST_PAIRS`` both ways, train = the rest."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    held_out = {frozenset(pair) for pair in ROLE_TEST_PAIRS}
+    return [(a, b) for a in AGENTS for b in AGENTS
+            if a != b and (frozenset((a, b)) in held_out) == (split == "test")]
+
+
+def role_sentences(n: int, seed: int = 0, split: str = "train") -> list[tuple[str, str]]:
+    """``n`` random "who did it" examples ``(sentence, agent)``, e.g. ``("the big cat chased the small
+    dog", "cat")``: 7 words, ``the <adjective> <agent> <verb> the <adjective> <other>``, two different
+    animals from ``AGENTS``, adjectives from ``ROLE_ADJECTIVES``, the verb from ``ROLE_VERBS``.
+
+    ``split="test"`` draws only the animal pairs of ``ROLE_TEST_PAIRS`` (in either order), ``"train"``
+    only the other pairs, so no test sentence occurs in training.
+
+    >>> sentence, agent = role_sentences(1, seed=0)[0]
+    >>> len(sentence.split()), agent == sentence.split()[2]
+    (7, True)
+    """
+    check_positive_int("n", n)
+    pairs = _role_pairs(split)
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(n):
+        agent, other = rng.choice(pairs)
+        first, second = rng.choice(ROLE_ADJECTIVES), rng.choice(ROLE_ADJECTIVES)
+        examples.append((f"the {first} {agent} {rng.choice(ROLE_VERBS)} the {second} {other}", agent))
+    return examples
+
+
+def swap_roles(sentence: str) -> str:
+    """The same words with the two noun phrases exchanged: the other animal did it.
+
+    >>> swap_roles("the big cat chased the small dog")
+    'the small dog chased the big cat'
+    """
+    words = sentence.split() if isinstance(sentence, str) else None
+    if (words is None or len(words) != 7 or words[0] != "the" or words[4] != "the"
+            or words[2] not in AGENTS or words[6] not in AGENTS or words[3] not in ROLE_VERBS):
+        raise ValueError(f"expected a sentence 'the <adjective> <agent> <verb> the <adjective> <agent>', "
+                         f"got {sentence!r}")
+    return " ".join(["the", words[5], words[6], words[3], "the", words[1], words[2]])
+
+
+def role_vocabulary() -> list[str]:
+    """Every word of the "who did it" sentences, sorted.
+
+    >>> len(role_vocabulary()), role_vocabulary()[:3]
+    (16, ['big', 'boy', 'cat'])
+    """
+    return sorted({"the", *ROLE_ADJECTIVES, *ROLE_VERBS, *AGENTS})

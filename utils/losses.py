@@ -39,6 +39,9 @@ __all__ = [
     "GaussianFit",
     "fit_gaussian_kl",
     "kl_landscape",
+
+
+    "perplexity",
 ]
 
 IGNORE_INDEX = -100  # PyTorch's default ignore_index: a label that does not count in the loss
@@ -441,3 +444,21 @@ def kl_landscape(log_target: torch.Tensor, grid: torch.Tensor, means: torch.Tens
             raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(values.shape)}")
     log_q = log_gaussian_on_grid(grid, means[None, :, None], stds[:, None, None])  # (S, M, G)
     return _kl_in_direction(log_target, log_q, direction)  # (S, M)
+
+
+# --- Lecture 5: perplexity ----------------------------------------------------------------------------
+
+def perplexity(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> float:
+    """``exp`` of the mean cross-entropy over the positions whose target is not ``ignore_index``.
+
+    ``logits (N, V)``, ``targets (N,)`` as in ``cross_entropy``. Perplexity reads a loss as a number of
+    choices: a model that spreads its probability evenly over ``k`` tokens, whatever the right one is,
+    has cross-entropy ``log k`` and perplexity ``k``; a uniform guess over the vocabulary scores ``V``, a
+    perfect model 1. ``nan`` when every position is ignored.
+
+    >>> round(perplexity(torch.zeros(3, 50), torch.tensor([4, 7, 9])), 4)     # uniform over 50 tokens
+    50.0
+    >>> round(perplexity(torch.tensor([[0.0, 0.0], [5.0, -5.0]]), torch.tensor([0, -100])), 4)   # only row 0
+    2.0
+    """
+    return math.exp(cross_entropy(logits, targets, ignore_index=ignore_index).item())

@@ -24,7 +24,13 @@ import torch
 import torch.nn as nn
 
 from ._validation import check_positive_int
-from .attention import MultiHeadAttention, causal_mask, visible_window
+from .attention import (
+    MultiHeadAttention,
+    RotaryMultiHeadAttention,
+    causal_mask,
+    sinusoidal_positional_encoding,
+    visible_window,
+)
 from .data import tiny_world_sentences, tiny_world_vocabulary
 from .tokenization import WordTokenizer
 from .training import History, lm_loss, stream_batches, train
@@ -33,7 +39,8 @@ __all__ = ["GPTConfig", "Block", "TinyGPT", "next_token_probs", "CourseLM",
            "course_language_model", "train_course_language_model", "save_course_language_model",
            "TinyEncoder", "padding_mask", "segment_ids_from_separators", "SentencePairClassifier",
            "Seq2SeqConfig", "DecoderBlock", "Seq2SeqAttention", "TinySeq2Seq", "token_embedding_gradient",
-           "RNN_CELLS", "RNNConfig", "TinyRNN", "without_positions"]
+           "RNN_CELLS", "RNNConfig", "TinyRNN", "without_positions",
+           "POSITION_KINDS", "TinyClassifier", "sentence_log_probs"]
 
 
 @dataclass
@@ -901,6 +908,121 @@ def without_positions(model: nn.Module) -> nn.Module:
         copy_.pos_emb.weight.zero_()
     copy_.pos_emb.weight.requires_grad_(False)
     return copy_
+
+
+# --- Lecture 5: where positions come from (Q21) and what the course model's loss is worth (Q25) ----------
+
+POSITION_KINDS: tuple[str, ...] = ("none", "learned", "sinusoidal", "rope")
+
+
+class TinyClassifier(nn.Module):
+    """A bidirectional transformer that reads a whole sequence and outputs one class: ``forward(idx (B, T))``
+    -> logits ``(B, n_classes)``, from the mean of its final hidden states.
+
+    ``positions`` says how the model learns where each token is (Q21):
+
+    - ``"none"``: not at all. Attention is then *permutation-equivariant* (shuffle the tokens and every
+      hidden state moves with its token, unchanged) and the mean over positions is *invariant*: the
+      model sees a bag of words, and "the cat chased the dog" is "the dog chased the cat";
+    - ``"learned"``: a learned vector per position added to the token embeddings (BERT, GPT-2);
+    - ``"sinusoidal"``: the fixed table of Vaswani et al. (2017) added instead, with the token embeddings
+      multiplied by ``√d_model`` as they do (section 3.4): the table's entries are of size 1 while the
+      embeddings start at 0.02 (GPT-2's initialisation), and unscaled tokens drown in their positions (some
+      seeds then fit the training sentences without learning the rule);
+    - ``"rope"``: nothing added; queries and keys are rotated by their positions in every attention layer
+      (``RotaryMultiHeadAttention``, RoFormer / LLaMA).
+
+    ``embed(idx)`` returns what the first block reads ``(B, T, C)``, ``encode(idx)`` the final hidden states
+    ``(B, T, C)``; ``return_attention=True`` also returns each layer's attention weights ``(B, H, T, T)``. No
+    mask: every token sees every other one.
+
+    >>> config = GPTConfig(vocab_size=10, block_size=6, d_model=16, n_heads=2, n_layers=1)
+    >>> model = TinyClassifier(config, n_classes=3, positions="none")
+    >>> ids = torch.tensor([[1, 2, 3, 4]])
+    >>> torch.allclose(model(ids), model(ids.flip(1)), atol=1e-6)    # without positions, order is invisible
+    True
+    """
+
+    def __init__(self, config: GPTConfig, n_classes: int, positions: str = "learned") -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+        check_positive_int("n_classes", n_classes)
+        if positions not in POSITION_KINDS:
+            raise ValueError(f"positions must be one of {POSITION_KINDS}, got {positions!r}")
+        self.config, self.n_classes, self.positions = config, n_classes, positions
+        C = config.d_model
+        self.tok_emb = nn.Embedding(config.vocab_size, C)
+        self.pos_emb = nn.Embedding(config.block_size, C) if positions == "learned" else None
+        if positions == "sinusoidal":  # fixed, not learned: a buffer moves with the model, gets no gradient
+            self.register_buffer("pos_table", sinusoidal_positional_encoding(config.block_size, C),
+                                 persistent=False)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        if positions == "rope":
+            for block in self.blocks:
+                block.attn = RotaryMultiHeadAttention(C, config.n_heads, bias=config.bias)
+        self.ln_f = nn.LayerNorm(C, bias=config.bias)
+        self.head = nn.Linear(C, n_classes)
+        _init_like_gpt2(self, [layer for b in self.blocks for layer in (b.attn.out_proj, b.mlp[2])])
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """``idx (B, T)`` -> the vectors the first block reads ``(B, T, C)``: tokens, and positions if any."""
+        _, T = _check_token_ids(idx, self.config.vocab_size, self.config.block_size)
+        x = self.tok_emb(idx)  # (B, T, C)
+        if self.positions == "learned":
+            x = x + self.pos_emb(torch.arange(T, device=idx.device))  # (B, T, C) + (T, C)
+        elif self.positions == "sinusoidal":
+            x = x * math.sqrt(self.config.d_model) + self.pos_table[:T]  # (B, T, C) + (T, C)
+        return x  # "none" and "rope": the tokens alone
+
+    def _hidden(self, idx: torch.Tensor, need_weights: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x, attention = _run_blocks(self.blocks, self.embed(idx), None, need_weights)  # (B, T, C), [...]
+        return self.ln_f(x), attention
+
+    def encode(self, idx: torch.Tensor) -> torch.Tensor:
+        """``idx (B, T)`` -> hidden states ``(B, T, C)``, one per token."""
+        return self._hidden(idx, need_weights=False)[0]
+
+    def forward(
+        self, idx: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """``idx (B, T)`` -> class logits ``(B, n_classes)`` (and the per-layer attention weights)."""
+        hidden, attention = self._hidden(idx, need_weights=return_attention)
+        logits = self.head(hidden.mean(dim=1))  # (B, T, C) -> (B, C) -> (B, n_classes)
+        return (logits, attention) if return_attention else logits
+
+    def num_parameters(self) -> int:
+        """The number of numbers the model learns (the sinusoidal table is fixed, not counted)."""
+        return sum(p.numel() for p in self.parameters())
+
+
+@torch.no_grad()
+def sentence_log_probs(course: CourseLM, sentences: list[str], temperature: float = 1.0) -> torch.Tensor:
+    """``log q(s)`` of each sentence under the course model, float64 ``(N,)``: the sum over its words of
+    ``log q(word | <bos> + the words before it)``, each next-word distribution at ``temperature``.
+
+    This is the probability the model gives to producing exactly that sentence after ``<bos>``, so
+    ``-Σ_s p(s) log q(s)`` over the world's sentences is its exact cross-entropy on the world (Q25).
+
+    >>> course = course_language_model(device="cpu")
+    >>> sentence_log_probs(course, ["the cat ate the apple at the table ."]).exp().item() > 0.03
+    True
+    """
+    if not isinstance(course, CourseLM):
+        raise TypeError(f"course must be a CourseLM, got {type(course).__name__}")
+    if isinstance(sentences, str) or not sentences:
+        raise ValueError("sentences must be a non-empty list of sentences (str)")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    rows = [[course.tokenizer.bos_id, *course.tokenizer.encode(s)] for s in sentences]
+    lengths = {len(r) for r in rows}
+    if len(lengths) != 1 or lengths.pop() > course.model.config.block_size:
+        raise ValueError(f"sentences must all have the same number of words, at most "
+                         f"{course.model.config.block_size - 1}")
+    ids = torch.tensor(rows, device=course.device)  # (N, 1 + W)
+    logits = course.model(ids[:, :-1]).cpu().double() / temperature  # (N, W, V): t predicts word t + 1
+    log_q = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].cpu().unsqueeze(-1)).squeeze(-1)  # (N, W)
+    return log_q.sum(dim=-1)  # float64 on the CPU (MPS has no float64)
 
 
 if __name__ == "__main__":  # python -m utils.models: (re)make the shipped checkpoint, on the CPU
