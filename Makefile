@@ -24,7 +24,7 @@ PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadscope
 FORCE ?=
 LAB_ARGS ?=
 
-.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm robustness clean
+.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm course-cot robustness clean
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=lectures $(ROOT_FLAG) $(LAB_ARGS)
@@ -83,6 +83,11 @@ lint: $(STAMP)
 # on a laptop CPU. Only needed when its recipe in utils/models.py changes; commit the result.
 course-lm: $(STAMP)
 	$(BIN)/python -m utils.models
+
+# Re-make Lecture 8's chain-of-thought models (utils/checkpoints/chain_of_thought.pt), about half a minute of
+# CPU. Only needed when the recipe in utils/chain_of_thought.py changes; commit the result.
+course-cot: $(STAMP)
+	$(BIN)/python -m utils.chain_of_thought
 
 # For instructors: the answer key.
 lab-solutions: $(STAMP)

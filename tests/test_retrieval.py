@@ -26,6 +26,7 @@ from utils.retrieval import (
     reader_targets,
     reader_tokens,
     recall_at_k,
+    retrieve_and_read,
 )
 from utils.tokenization import WordTokenizer
 
@@ -210,3 +211,20 @@ def test_name_match_marks_the_passages_that_share_a_name_with_the_question():
     assert marks[0].tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0]
     assert marks[1].sum() == 0  # the question names nothing
     assert marks[2].tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1]  # only "b c ." shares a name
+
+
+def test_retrieve_and_read_keeps_the_top_k_and_cites_one_of_them():
+    torch.manual_seed(2)
+    tok = reader_tokenizer()
+    reader = tiny_reader(tok)
+    passages = ["a b .", "c .", "b c .", "a ."]
+    scores = torch.tensor([0.1, 2.0, 0.5, 2.0])
+    result = retrieve_and_read("who ?", scores, passages, reader, tok, k=2, length=12)
+    assert [i for i, _ in result.retrieved] == [1, 3]  # best first, the tie to the lower index
+    assert result.cited in (1, 3) and result.answer in passages[result.cited].split()
+    planted = retrieve_and_read("who ?", scores, passages, reader, tok, k=2, length=12, planted=(0, 0))
+    assert [i for i, _ in planted.retrieved] == [0, 3]  # the best passage swapped for passage 0
+    with pytest.raises(ValueError, match="one score per passage"):
+        retrieve_and_read("who ?", scores[:3], passages, reader, tok, k=2, length=12)
+    with pytest.raises(ValueError, match="k must be <="):
+        retrieve_and_read("who ?", scores, passages, reader, tok, k=5, length=12)
