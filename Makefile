@@ -26,8 +26,8 @@ PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadscope
 FORCE ?=
 LAB_ARGS ?=
 
-.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm robustness slides \
-	browser-test clean
+.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm course-cot robustness \
+	slides browser-test clean
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=lectures $(ROOT_FLAG) $(LAB_ARGS)
@@ -112,6 +112,11 @@ browser-test: $(BROWSER_STAMP) slides
 	@test -x $(CHROMIUM) || { echo "make browser-test needs Chromium at $(CHROMIUM):"\
 	  "apt-get install -y chromium (or pass CHROMIUM=/path/to/chromium)"; exit 1; }
 	COURSE_BROWSER_TEST=1 COURSE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -p no:cacheprovider tests/browser
+
+# Re-make Lecture 8's chain-of-thought models (utils/checkpoints/chain_of_thought.pt), about half a minute of
+# CPU. Only needed when the recipe in utils/chain_of_thought.py changes; commit the result.
+course-cot: $(STAMP)
+	$(BIN)/python -m utils.chain_of_thought
 
 # For instructors: the answer key.
 lab-solutions: $(STAMP)

@@ -55,6 +55,7 @@ from importlib.resources import files
 import torch
 
 from ._validation import check_positive_int
+from .knowledge import Triple
 
 __all__ = [
     "VerbSpec",
@@ -101,6 +102,13 @@ __all__ = [
     "role_sentences",
     "swap_roles",
     "role_vocabulary",
+
+
+    # Lecture 8
+    "KB_PEOPLE", "KB_CITIES", "KB_COUNTRIES", "KB_COMPANIES", "KB_JOBS", "KB_RELATIONS",
+    "KB_PASSAGE_TEMPLATES", "KB_QUESTION_TEMPLATES", "knowledge_world", "fact_passage", "fact_question",
+    "knowledge_vocabulary", "ReadingExample", "reading_examples", "kb_popularity", "CHAIN_OPERATIONS",
+    "ChainProblem", "arithmetic_chains", "chain_vocabulary", "dialect_examples", "mixture_tasks",
 ]
 
 
@@ -844,3 +852,342 @@ def role_vocabulary() -> list[str]:
     (16, ['big', 'boy', 'cat'])
     """
     return sorted({"the", *ROLE_ADJECTIVES, *ROLE_VERBS, *AGENTS})
+
+
+# --- Lecture 8: a made-up world of facts (Q36, Q40), chains of operations (Q38), dialects (Q39) -----------
+# The world of facts is invented on purpose: no model of the course (and no real model) can know that
+# "corvane was born in quorra", so a model that gets it right must have read it somewhere: in a passage it
+# was given (retrieval, Q36) or in a graph it looked up (Q40). Every world uses the same names; only the
+# facts change with the seed, so models trained on some worlds can be tested on a world they never saw.
+
+KB_PEOPLE: tuple[str, ...] = (
+    "abelo", "brisa", "caddel", "darven", "elsin", "farun", "gilda", "horvin", "ilsa", "jorun",
+    "kaleb", "lunara", "morvik", "nessa", "orlin", "pavla", "quinto", "rusela", "sorin", "tavi",
+    "ulvar", "veska", "wendo", "xilia", "yaro", "zuela", "arvid", "bemma", "cosko", "dulia",
+    "ebron", "fiska", "gorlan", "hespin", "ivo", "jessa", "kordo", "lisbet", "marno", "nilsa",
+)
+KB_CITIES: tuple[str, ...] = ("vessa", "tarnel", "quorra", "lindor", "pelmar", "zandig", "korvell", "umbrel",
+                              "esselt", "fintar", "grovna", "halbek")
+KB_COUNTRIES: tuple[str, ...] = ("norvania", "estmark", "solvaria", "ketland")
+KB_COMPANIES: tuple[str, ...] = ("orrin", "beltrax", "quillon", "zentho", "mirafold", "tandrel", "vexa",
+                                 "copperly")
+KB_JOBS: tuple[str, ...] = ("baker", "potter", "pilot", "tailor", "doctor", "farmer", "painter", "sailor")
+
+# relation -> (kind of subject, kind of object)
+KB_RELATIONS: dict[str, tuple[str, str]] = {
+    "born_in": ("person", "city"), "works_as": ("person", "job"), "works_for": ("person", "company"),
+    "located_in": ("city", "country"), "based_in": ("company", "city"),
+}
+# How a fact is written in a passage: the object is always the last word before the final ".".
+KB_PASSAGE_TEMPLATES: dict[str, str] = {
+    "born_in": "{s} was born in {o} .", "works_as": "{s} works as a {o} .",
+    "works_for": "{s} works for {o} .", "located_in": "{s} is a city in {o} .",
+    "based_in": "{s} is based in {o} .",
+}
+# Two ways to ask for each fact: the first shares the relation's words with the passage ("born"), the
+# second (a paraphrase) shares only the subject's name with it ("birthplace"), which word matching misses.
+KB_QUESTION_TEMPLATES: dict[str, tuple[str, str]] = {
+    "born_in": ("where was {s} born ?", "what is the birthplace of {s} ?"),
+    "works_as": ("what does {s} work as ?", "what is the job of {s} ?"),
+    "works_for": ("who does {s} work for ?", "what is the employer of {s} ?"),
+    "located_in": ("{s} is a city in which country ?", "what is the country of {s} ?"),
+    "based_in": ("where is {s} based ?", "what is the home town of {s} ?"),
+}
+
+
+def knowledge_world(seed: int = 0) -> list[Triple]:
+    """The facts of one invented world as ``Triple(subject, relation, object)``s, reproducible by seed.
+
+    Every city lies in one country (three cities per country), every company is based in a city, and
+    every person was born in a city, works as something and works for a company: 40 x 3 + 12 + 8 = 140
+    facts, in a fixed order (people, then cities, then companies). Only the assignment depends on ``seed``.
+
+    >>> world = knowledge_world(seed=0)
+    >>> len(world), world[0].subject, world[0].relation
+    (140, 'abelo', 'born_in')
+    >>> knowledge_world(seed=0) == world != knowledge_world(seed=1)
+    True
+    """
+    rng = random.Random(seed)  # private generator: never touches the global random state
+    countries = [KB_COUNTRIES[i % len(KB_COUNTRIES)] for i in range(len(KB_CITIES))]
+    rng.shuffle(countries)  # three cities per country, in a random arrangement
+    facts = []
+    for person in KB_PEOPLE:
+        facts += [Triple(person, "born_in", rng.choice(KB_CITIES)),
+                  Triple(person, "works_as", rng.choice(KB_JOBS)),
+                  Triple(person, "works_for", rng.choice(KB_COMPANIES))]
+    facts += [Triple(city, "located_in", country) for city, country in zip(KB_CITIES, countries, strict=True)]
+    facts += [Triple(company, "based_in", rng.choice(KB_CITIES)) for company in KB_COMPANIES]
+    return facts
+
+
+def _check_fact(fact: object) -> Triple:
+    if not isinstance(fact, tuple) or len(fact) != 3 or not all(isinstance(x, str) for x in fact):
+        raise TypeError(f"fact must be a (subject, relation, object) tuple of str, got {fact!r}")
+    if fact[1] not in KB_RELATIONS:
+        raise ValueError(f"fact's relation must be one of {list(KB_RELATIONS)}, got {fact[1]!r}")
+    return Triple(*fact)
+
+
+def fact_passage(fact: tuple[str, str, str]) -> str:
+    """The sentence that states ``fact`` in the world's passages.
+
+    >>> fact_passage(("abelo", "works_as", "baker"))
+    'abelo works as a baker .'
+    """
+    fact = _check_fact(fact)
+    return KB_PASSAGE_TEMPLATES[fact.relation].format(s=fact.subject, o=fact.object)
+
+
+def fact_question(fact: tuple[str, str, str], paraphrase: bool = False) -> str:
+    """The question whose answer is ``fact``'s object; ``paraphrase=True`` asks it without the
+    relation's words (``"birthplace"`` for ``"was born in"``).
+
+    >>> fact_question(("abelo", "born_in", "vessa")), fact_question(("abelo", "born_in", "vessa"), True)
+    ('where was abelo born ?', 'what is the birthplace of abelo ?')
+    """
+    fact = _check_fact(fact)
+    if not isinstance(paraphrase, bool):
+        raise TypeError(f"paraphrase must be a bool, got {type(paraphrase).__name__}")
+    return KB_QUESTION_TEMPLATES[fact.relation][int(paraphrase)].format(s=fact.subject)
+
+
+def knowledge_vocabulary() -> list[str]:
+    """Every word of the world's passages and questions (names, relation words, "?", "."), sorted.
+
+    >>> vocab = knowledge_vocabulary()
+    >>> len(vocab), "birthplace" in vocab, "vessa" in vocab
+    (98, True, True)
+    """
+    words = set(KB_PEOPLE) | set(KB_CITIES) | set(KB_COUNTRIES) | set(KB_COMPANIES) | set(KB_JOBS)
+    questions = [q for pair in KB_QUESTION_TEMPLATES.values() for q in pair]
+    for template in [*KB_PASSAGE_TEMPLATES.values(), *questions]:
+        words.update(w for w in template.split() if w not in ("{s}", "{o}"))
+    return sorted(words)
+
+
+# Chains of small operations (Q38, chain-of-thought). Every value is one digit: an operation works modulo
+# 10 ("keep the last digit"), so each intermediate result is one token a model can write down.
+CHAIN_OPERATIONS: dict[str, object] = {"+": lambda a, b: (a + b) % 10, "-": lambda a, b: (a - b) % 10,
+                                       "*": lambda a, b: (a * b) % 10}
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    """A start digit and a list of ``(operation, operand)`` steps, applied left to right modulo 10.
+
+    ``steps`` are the intermediate results (the last one is the answer). ``text(scratchpad)`` writes the
+    problem as a model reads and writes it: ``"3 + 4 * 2 = 4 ."`` answers at once; with the scratchpad
+    (Nye et al. 2021) the intermediate results come first: ``"3 + 4 * 2 = 7 4 ; 4 ."``.
+
+    >>> p = ChainProblem(3, (("+", 4), ("*", 2)))
+    >>> p.steps, p.answer, p.text(scratchpad=False), p.text(scratchpad=True)
+    ((7, 4), 4, '3 + 4 * 2 = 4 .', '3 + 4 * 2 = 7 4 ; 4 .')
+    """
+
+    start: int
+    operations: tuple[tuple[str, int], ...]
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        values, value = [], self.start
+        for op, operand in self.operations:
+            value = CHAIN_OPERATIONS[op](value, operand)
+            values.append(value)
+        return tuple(values)
+
+    @property
+    def answer(self) -> int:
+        return self.steps[-1]
+
+    @classmethod
+    def parse(cls, text: str) -> ChainProblem:
+        """The problem written in ``text`` (``"3 + 4 * 2"``, an optional final ``=``), or ``ValueError``.
+
+        >>> ChainProblem.parse("3 + 4 * 2 =").operations
+        (('+', 4), ('*', 2))
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        words = text.split()
+        if words and words[-1] == "=":
+            words = words[:-1]
+        digits_ok = all(w.isdigit() and len(w) == 1 for w in words[::2])
+        ops_ok = all(op in CHAIN_OPERATIONS for op in words[1::2])
+        ok = len(words) >= 3 and len(words) % 2 == 1 and digits_ok and ops_ok
+        if not ok:
+            raise ValueError(f"text must read 'digit op digit op digit ...' with ops from "
+                             f"{list(CHAIN_OPERATIONS)}, one space between tokens, got {text!r}")
+        return cls(int(words[0]), tuple((op, int(d)) for op, d in zip(words[1::2], words[2::2], strict=True)))
+
+    @property
+    def question(self) -> str:
+        """The problem up to and including ``=``: what the model is given."""
+        return " ".join([str(self.start), *(f"{op} {operand}" for op, operand in self.operations), "="])
+
+    def text(self, scratchpad: bool) -> str:
+        if not isinstance(scratchpad, bool):
+            raise TypeError(f"scratchpad must be a bool, got {type(scratchpad).__name__}")
+        worked = " ".join(str(v) for v in self.steps) + " ; " if scratchpad else ""
+        return f"{self.question} {worked}{self.answer} ."
+
+
+def arithmetic_chains(n: int, n_operations: int = 4, seed: int = 0) -> list[ChainProblem]:
+    """``n`` random ``ChainProblem``s of ``n_operations`` steps: a start digit 0-9, then each step one of
+    ``+ - *`` (equally likely) with an operand 1-9 (2-9 for ``*``: multiplying by 1 does nothing).
+
+    >>> [p.text(scratchpad=True) for p in arithmetic_chains(2, n_operations=3, seed=0)]
+    ['6 - 1 - 9 - 7 = 5 6 9 ; 9 .', '4 - 6 * 5 * 4 = 8 0 0 ; 0 .']
+    """
+    check_positive_int("n", n)
+    check_positive_int("n_operations", n_operations)
+    rng = random.Random(seed)
+    problems = []
+    for _ in range(n):
+        start = rng.randrange(10)
+        operations = []
+        for _ in range(n_operations):
+            op = rng.choice("+-*")
+            operations.append((op, rng.randint(2 if op == "*" else 1, 9)))
+        problems.append(ChainProblem(start, tuple(operations)))
+    return problems
+
+
+def chain_vocabulary() -> list[str]:
+    """The tokens of ``ChainProblem.text``: the ten digits, the three operations, ``=``, ``;`` and ``.``.
+
+    >>> chain_vocabulary()
+    ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '+', '-', '*', '=', ';', '.']
+    """
+    return [str(d) for d in range(10)] + list(CHAIN_OPERATIONS) + ["=", ";", "."]
+
+
+def dialect_examples(n: int, seed: int = 0,
+                     sentences: dict[str, list[str]] | None = None) -> list[tuple[str, int]]:
+    """``n`` labelled sentences for telling the two dialects apart (Q39): a fair coin picks the class
+    (``0`` = ``"standard"``, ``1`` = ``"shifted"``, the order of ``DIALECTS``), then a sentence is drawn
+    uniformly from that dialect, from ``sentences[dialect]`` when given (e.g. a training split), else
+    from all 240 of ``all_tiny_world_sentences(dialect)``.
+
+    The two dialects use every word exactly as often (only which endings follow which verb differs), so
+    a bag of words cannot tell them apart: the order of the words decides.
+
+    >>> dialect_examples(2, seed=0)
+    [('the fox carried the hat across the garden .', 1), ('the cat ate the cake under the bed .', 1)]
+    """
+    check_positive_int("n", n)
+    pools = sentences if sentences is not None else {d: all_tiny_world_sentences(d) for d in DIALECTS}
+    if set(pools) != set(DIALECTS) or not all(pools[d] for d in DIALECTS):
+        raise ValueError(f"sentences must map each of {DIALECTS} to a non-empty list of sentences")
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(n):
+        label = rng.randrange(len(DIALECTS))
+        examples.append((rng.choice(pools[DIALECTS[label]]), label))
+    return examples
+
+
+@dataclass(frozen=True)
+class ReadingExample:
+    """One exercise for a reader (Q36): a question, the passages it is given and where the answer is.
+
+    ``answer_slot`` is the index of the passage that states the fact (``-1`` when none does) and
+    ``answer`` the word to copy from it (the fact's object, always the last word before the ".").
+    """
+
+    question: str
+    passages: tuple[str, ...]
+    answer_slot: int
+    answer: str
+
+
+def reading_examples(n: int, world_seeds: list[int], seed: int = 0, k: int = 3) -> list[ReadingExample]:
+    """``n`` reading exercises drawn from the worlds ``knowledge_world(s)`` for ``s`` in ``world_seeds``:
+    a random fact asked as its question (paraphrased half of the time) and ``k`` passages, the fact's own
+    at a random place among ``k - 1`` others that look relevant, as retrievers return them: each is, with
+    equal chance, another passage that mentions the same subject (a retriever matching the name) or a
+    passage of the same relation about someone else (a retriever matching the meaning). So a reader must
+    check both the name and the relation.
+
+    A reader trained on many worlds cannot remember any world's facts (each world assigns them anew):
+    it can only learn to read.
+
+    >>> ex = reading_examples(1, world_seeds=[5], seed=0)[0]
+    >>> ex.question, ex.passages[ex.answer_slot].split()[-2] == ex.answer
+    ('who does jessa work for ?', True)
+    """
+    check_positive_int("n", n)
+    check_positive_int("k", k)
+    if not world_seeds:
+        raise ValueError("world_seeds must name at least one world")
+    rng = random.Random(seed)
+    worlds = [knowledge_world(s) for s in world_seeds]
+    examples = []
+    for _ in range(n):
+        world = worlds[rng.randrange(len(worlds))]
+        gold = world[rng.randrange(len(world))]
+        about = [f for f in world if f != gold and gold.subject in (f.subject, f.object)]
+        alike = [f for f in world if f.relation == gold.relation and f.subject != gold.subject]
+        others: list[Triple] = []
+        while len(others) < k - 1:
+            pool = about if about and rng.random() < 0.5 else alike
+            pick = rng.choice(pool)
+            if pick not in others:
+                others.append(pick)
+        slot = rng.randrange(k)
+        passages = [fact_passage(f) for f in others[:slot] + [gold] + others[slot:]]
+        examples.append(ReadingExample(fact_question(gold, paraphrase=rng.random() < 0.5), tuple(passages),
+                                       slot, gold.object))
+    return examples
+
+
+def kb_popularity(seed: int = 0, counts: tuple[int, ...] = (0, 1, 8, 64)) -> dict[str, int]:
+    """How often each person of the world is written about in a training corpus (Q40): the people are
+    shuffled (by ``seed``) into ``len(counts)`` equal groups, group ``i`` mentioned ``counts[i]`` times.
+    Real corpora are like this: a few entities are everywhere, most appear once or never (the long tail).
+
+    >>> from collections import Counter
+    >>> sorted(Counter(kb_popularity(seed=0).values()).items())
+    [(0, 10), (1, 10), (8, 10), (64, 10)]
+    """
+    if not counts or len(KB_PEOPLE) % len(counts):
+        raise ValueError(f"counts must split the {len(KB_PEOPLE)} people into equal groups, got {counts}")
+    people = list(KB_PEOPLE)
+    random.Random(seed).shuffle(people)
+    size = len(people) // len(counts)
+    return {person: counts[i // size] for i, person in enumerate(people)}
+
+
+def mixture_tasks(n: int, seed: int = 0, task_weights: tuple[float, ...] = (0.55, 0.15, 0.15, 0.15),
+                  n_features: int = 12, d_out: int = 16, teacher_seed: int = 100):
+    """A regression problem made of sub-tasks (Q37, mixture of experts): ``(x (n, T + n_features),
+    y (n, d_out), task (n,))`` with ``T = len(task_weights)`` sub-tasks.
+
+    Each row picks a sub-task ``t`` with probability ``task_weights[t]`` and random features
+    ``v ~ N(0, I)``; ``x`` is ``[2 · one_hot(t), v]`` (the task is visible to the router) and ``y`` is
+    sub-task ``t``'s own function of ``v``: a random two-layer tanh network fixed by ``teacher_seed`` (the
+    same for every ``seed``, so training and test sets of one problem share their functions). Different
+    sub-tasks have unrelated functions, so one small network has to share its units between them while
+    experts can specialise.
+
+    >>> x, y, task = mixture_tasks(5, seed=0)
+    >>> tuple(x.shape), tuple(y.shape), x[0, :4].tolist().count(2.0)
+    ((5, 16), (5, 16), 1)
+    """
+    import torch  # noqa: PLC0415 (the rest of this module is plain Python)
+
+    check_positive_int("n", n)
+    if not task_weights or any(w < 0 for w in task_weights) or not abs(sum(task_weights) - 1) < 1e-6:
+        raise ValueError(f"task_weights must be non-negative and sum to 1, got {task_weights}")
+    teachers = torch.Generator().manual_seed(teacher_seed)
+    hidden = 32
+    functions = [(torch.randn(n_features, hidden, generator=teachers) / n_features**0.5,
+                  torch.randn(hidden, d_out, generator=teachers) / hidden**0.5) for _ in task_weights]
+    g = torch.Generator().manual_seed(seed)
+    task = torch.multinomial(torch.tensor(task_weights, dtype=torch.float), n, replacement=True, generator=g)
+    v = torch.randn(n, n_features, generator=g)  # (n, F)
+    w1 = torch.stack([functions[t][0] for t in task.tolist()])  # (n, F, H): each row's own teacher
+    w2 = torch.stack([functions[t][1] for t in task.tolist()])  # (n, H, d_out)
+    y = (torch.tanh(v[:, None, :] @ w1) @ w2)[:, 0]  # (n, 1, F) @ (n, F, H) -> (n, 1, H) -> (n, d_out)
+    x = torch.cat([2.0 * torch.nn.functional.one_hot(task, len(task_weights)).float(), v], dim=1)
+    return x, y, task

@@ -49,6 +49,7 @@ __all__ = [
     "sample",
     "sample_batch",
     "sequence_log_prob",
+    "sequence_log_probs",
     "KeptSet",
     "kept_set",
     "next_token_logits",
@@ -644,3 +645,33 @@ def sequence_log_prob(model: Model, input_ids: torch.Tensor, continuation_ids: t
             total += float(log_probs[token])
             ids = torch.cat([ids, torch.tensor([[token]], dtype=torch.long, device=ids.device)], dim=1)
     return total
+
+
+# --- Lecture 8: scoring many sequences at once (Q39: a generative model as a classifier) -------------
+
+@torch.no_grad()
+def sequence_log_probs(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log p(targets | inputs)`` under a causal language model for a whole batch in one call (Lecture
+    8): per row, the sum over positions of ``log softmax(model(inputs))[t, targets[t]]``; targets equal
+    to -100 are skipped. ``inputs``, ``targets``: ``(B, T)``, the targets being the inputs shifted by one
+    (as ``utils.training.train`` uses them). Teacher forcing gives every position at once, so it equals
+    ``sequence_log_prob`` (one model call per token) row by row. The model's mode is restored.
+
+    >>> class Uniform(nn.Module):
+    ...     def forward(self, idx): return torch.zeros(*idx.shape, 4)       # p = 1/4 for every token
+    >>> sequence_log_probs(Uniform(), torch.zeros(1, 3, dtype=torch.long), torch.tensor([[1, 2, -100]]))
+    tensor([-2.7726])
+    """
+    if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise TypeError("inputs and targets must be torch.Tensors")
+    if inputs.dim() != 2 or targets.shape != inputs.shape:
+        raise ValueError(f"inputs and targets must both be (B, T), got {tuple(inputs.shape)} and "
+                         f"{tuple(targets.shape)}")
+    _check_model(model)
+    with _evaluating(model):
+        logits = model(inputs)  # (B, T, V)
+    log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+    targets = targets.to(log_probs.device)
+    scored = targets != -100  # (B, T)
+    picked = log_probs.gather(-1, targets.clamp_min(0)[..., None])[..., 0]  # (B, T): log p of each target
+    return (picked * scored).sum(dim=1)

@@ -40,7 +40,8 @@ __all__ = ["GPTConfig", "Block", "TinyGPT", "next_token_probs", "CourseLM",
            "TinyEncoder", "padding_mask", "segment_ids_from_separators", "SentencePairClassifier",
            "Seq2SeqConfig", "DecoderBlock", "Seq2SeqAttention", "TinySeq2Seq", "token_embedding_gradient",
            "RNN_CELLS", "RNNConfig", "TinyRNN", "without_positions",
-           "POSITION_KINDS", "TinyClassifier", "sentence_log_probs"]
+           "POSITION_KINDS", "TinyClassifier", "sentence_log_probs",
+           "SequenceClassifier", "class_posterior"]
 
 
 @dataclass
@@ -623,6 +624,55 @@ def next_token_probs(model: nn.Module, ids, window: int | None = None) -> torch.
     finally:
         model.train(was_training)
     return torch.softmax(logits[0, -1].float(), dim=-1).cpu()  # the last position predicts the next token
+
+
+# --- Lecture 8: one sequence, two kinds of model (Q39: discriminative vs generative) ---------------------
+# A discriminative model learns p(class | sequence) and nothing else; a generative one learns
+# p(sequence | class) (here a class-conditional TinyGPT: the class is the first token it reads), which is
+# enough to write new sequences AND, with Bayes' rule, to classify (Ng & Jordan 2001). The likelihoods
+# come from utils.decoding.sequence_log_probs.
+
+
+class SequenceClassifier(nn.Module):
+    """A sequence classifier: a ``TinyEncoder`` read at position 0 (a ``[CLS]`` token, as in BERT) through
+    a linear layer to ``n_classes`` logits: ``forward(idx (B, T), attention_mask=None)`` ->
+    ``(B, n_classes)``.
+
+    >>> encoder = TinyEncoder(GPTConfig(vocab_size=7, block_size=6, d_model=8, n_heads=2))
+    >>> tuple(SequenceClassifier(encoder, n_classes=3)(torch.tensor([[1, 4, 2, 5]])).shape)
+    (1, 3)
+    """
+
+    def __init__(self, encoder: TinyEncoder, n_classes: int = 2) -> None:
+        super().__init__()
+        if not isinstance(encoder, TinyEncoder):
+            raise TypeError(f"encoder must be a TinyEncoder, got {type(encoder).__name__}")
+        check_positive_int("n_classes", n_classes)
+        self.encoder = encoder
+        self.classifier = nn.Linear(encoder.config.d_model, n_classes)
+
+    def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        cls = self.encoder.encode(idx, attention_mask=attention_mask)[:, 0]  # (B, T, C) -> (B, C)
+        return self.classifier(cls)  # (B, n_classes)
+
+
+def class_posterior(log_likelihoods: torch.Tensor, log_prior: torch.Tensor | None = None) -> torch.Tensor:
+    """Bayes' rule in log space: ``log p(c | x) = log p(x | c) + log p(c) − log Σ_c' p(x | c') p(c')``
+    for ``log_likelihoods (N, C)`` and ``log_prior (C,)`` (default: uniform). Returns ``(N, C)``.
+
+    >>> class_posterior(torch.log(torch.tensor([[0.02, 0.06]]))).exp()       # equal priors: 1 : 3
+    tensor([[0.2500, 0.7500]])
+    """
+    if not isinstance(log_likelihoods, torch.Tensor) or log_likelihoods.dim() != 2:
+        raise TypeError("log_likelihoods must be a tensor (N, C) of log p(x | c)")
+    C = log_likelihoods.shape[1]
+    if log_prior is None:
+        log_prior = torch.full((C,), -math.log(C), dtype=log_likelihoods.dtype, device=log_likelihoods.device)
+    if log_prior.shape != (C,):
+        raise ValueError(f"log_prior must have shape ({C},), one entry per class, "
+                         f"got {tuple(log_prior.shape)}")
+    joint = log_likelihoods + log_prior  # (N, C): log p(x, c)
+    return joint - torch.logsumexp(joint, dim=1, keepdim=True)  # divide by p(x)
 
 
 # --- The course language model ---------------------------------------------------------------------------
