@@ -245,6 +245,7 @@ def layer_norms_plot(norms: dict, ax: Axes | None = None, title: str | None = No
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    return ax
 
 
 def patch_grid(image: torch.Tensor, patch_size: int, ax: Axes | None = None) -> Axes:
