@@ -79,6 +79,22 @@ def test_every_section_follows_the_six_steps(solution):
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=ids(SOLUTIONS))
+def test_questions_start_slides_and_steps_start_sub_slides(solution):
+    """The decks of `make slides` follow the cells' slide metadata: a question heading must open its own
+    slide and each step heading its own sub-slide, so a heading buried mid-cell would vanish from the deck."""
+    for cell in read(solution).cells:
+        if cell.cell_type != "markdown":
+            continue
+        kind = cell.metadata.get("slideshow", {}).get("slide_type")
+        for number, line in enumerate(cell.source.splitlines()):
+            expected = ("slide" if re.match(r"## Q\d+ · ", line)
+                        else "subslide" if line.startswith(tuple(STEPS)) else None)
+            if expected:
+                assert number == 0, f"{line!r} is not the first line of its cell"
+                assert kind == expected, f"{line!r}: slide_type {kind!r}, expected {expected!r}"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=ids(SOLUTIONS))
 def test_every_exercise_passes_its_check_in_the_answer_key(solution):
     nb = read(solution)
     exercises = [c for c in code_cells(nb) if BEGIN in c.source]
