@@ -333,6 +333,19 @@ def test_attention_cost_reports_time_and_quadratic_bytes():
         attention_cost(8, repeats=0)
 
 
+def test_attention_cost_can_count_cpu_time_instead_of_the_wall_clock(monkeypatch):
+    import itertools
+
+    import utils.attention
+
+    ticks = itertools.count(start=10.0, step=0.5)  # a CPU clock that advances 0.5 s per reading
+    monkeypatch.setattr(utils.attention.time, "process_time", lambda: next(ticks))
+    assert attention_cost(16, d_head=4, n_heads=1, repeats=3, cpu_time=True)["seconds"] == 0.5
+    assert attention_cost(16, d_head=4, n_heads=1, repeats=1)["seconds"] < 0.5  # the wall clock: untouched
+    with pytest.raises(ValueError, match="cpu_time"):
+        attention_cost(16, device="meta", cpu_time=True)
+
+
 # --- Lecture 4: FLOPs of a longer window -------------------------------------------------------------------
 
 def test_transformer_flops_equal_pytorchs_flop_counter_on_a_block():

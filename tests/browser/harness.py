@@ -194,7 +194,7 @@ _WIDGET_VIEWS = """([i, mime]) => {
 # dropdown narrower than one of its options, content wider than the cell. The widths are measured, not
 # read from scrollWidth (an integer that hides a cut of less than a pixel or two): a label's text is
 # laid out in full even where `overflow: hidden` clips it, so a Range around it has the text's width.
-_LAYOUT = """(i) => {
+_LAYOUT = r"""(i) => {
   const node = window.__coursePanel.content.widgets[i].node;
   const area = node.querySelector('.jp-Cell-outputArea');
   const found = [];
