@@ -315,8 +315,9 @@ def attention_cost(
     The minimum, as ``timeit`` recommends: other programs can only ever add time to a run, so the fastest
     one is the best estimate of what attention itself costs. On a busy machine even the fastest of a
     long run is interrupted, so the long runs look slower than they are: ``cpu_time=True`` (CPU only)
-    reads the CPU time of this process (``time.process_time``, all its threads) instead of the wall
-    clock, which does not run while another program has the CPU.
+    reads the CPU time of this thread (``time.thread_time``), which stands still while another program
+    has the CPU, and runs the measurement on one torch thread (restored afterwards) so that this thread
+    does all the work. (A process's CPU time would not do: idle OpenMP threads spin, and count.)
     ``bytes`` is ``2 * n_heads * seq_len² * element_size`` (the scores and the weights, each
     ``(H, T, T)``) on CPU, and the measured peak increase of ``torch.cuda.max_memory_allocated`` on CUDA.
     Both grow with ``seq_len²``: doubling the window quadruples the cost (the "quadratic" in every
@@ -331,7 +332,8 @@ def attention_cost(
     on_cuda = device.type == "cuda"
     if cpu_time and device.type != "cpu":
         raise ValueError(f"cpu_time=True measures the CPU, but device is {device}: pass cpu_time=False")
-    clock = time.process_time if cpu_time else time.perf_counter
+    clock = time.thread_time if cpu_time else time.perf_counter
+    threads = torch.get_num_threads()
     generator = torch.Generator().manual_seed(0)  # a CPU generator works for every device
     q, k, v = (torch.randn(1, n_heads, seq_len, d_head, generator=generator).to(device) for _ in range(3))
 
@@ -339,23 +341,29 @@ def attention_cost(
         if on_cuda:  # CUDA kernels run asynchronously: wait for them before reading the clock
             torch.cuda.synchronize(device)
 
-    with torch.no_grad():
-        scaled_dot_product_attention(q, k, v)  # warm-up: first-call allocations and kernel selection
-        if on_cuda:
-            sync()
-            torch.cuda.reset_peak_memory_stats(device)
-            baseline = torch.cuda.memory_allocated(device)
-        times = []
-        for _ in range(repeats):
-            sync()
-            start = clock()
-            scaled_dot_product_attention(q, k, v)
-            sync()
-            times.append(clock() - start)
-        if on_cuda:
-            n_bytes = torch.cuda.max_memory_allocated(device) - baseline
-        else:
-            n_bytes = 2 * n_heads * seq_len * seq_len * q.element_size()
+    if cpu_time:
+        torch.set_num_threads(1)  # the thread whose clock we read does all the work
+    try:
+        with torch.no_grad():
+            scaled_dot_product_attention(q, k, v)  # warm-up: first-call allocations and kernel selection
+            if on_cuda:
+                sync()
+                torch.cuda.reset_peak_memory_stats(device)
+                baseline = torch.cuda.memory_allocated(device)
+            times = []
+            for _ in range(repeats):
+                sync()
+                start = clock()
+                scaled_dot_product_attention(q, k, v)
+                sync()
+                times.append(clock() - start)
+    finally:
+        if cpu_time:
+            torch.set_num_threads(threads)
+    if on_cuda:
+        n_bytes = torch.cuda.max_memory_allocated(device) - baseline
+    else:
+        n_bytes = 2 * n_heads * seq_len * seq_len * q.element_size()
     return {"seconds": min(times), "bytes": int(n_bytes)}
 
 
