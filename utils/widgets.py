@@ -45,7 +45,7 @@ def tokens_html(pieces: list[str], first: int = 0) -> str:
         shown = html.escape(piece.replace(" ", "·").replace("\n", "⏎"))
         colour = TOKEN_COLOURS[(first + i) % len(TOKEN_COLOURS)]
         spans.append(
-            f'<span style="background:{colour};border:1px solid #888;border-radius:3px;'
+            f'<span style="background:{colour};border:1px solid #888;border-radius:3px;display:inline-block;'
             f'padding:1px 2px;margin:1px;font-family:monospace;white-space:pre">{shown}</span>'
         )
     return "".join(spans)
@@ -206,7 +206,7 @@ def window_html(hidden: list[str], visible: list[str]) -> str:
         raise TypeError("hidden and visible must be lists of token strings, not one str")
     greyed = "".join(
         f'<span style="color:#aaa;text-decoration:line-through;font-family:monospace;margin:1px;'
-        f'padding:1px 2px">{html.escape(token)}</span>'
+        f'padding:1px 2px;display:inline-block">{html.escape(token)}</span>'
         for token in hidden
     )
     return greyed + tokens_html(list(visible), first=len(hidden))

@@ -209,8 +209,12 @@ _LAYOUT = r"""(i) => {
     range.selectNodeContents(e);
     return range.getBoundingClientRect().width;
   };
-  // Only a box that clips its text can cut it (an inline or overflowing box has no width of its own).
-  const clips = e => getComputedStyle(e).overflowX !== 'visible';
+  // Only a box that clips its text can cut it (an inline box has no width of its own, and a box whose
+  // overflow is visible lets its text run on).
+  const clips = e => {
+    const style = getComputedStyle(e);
+    return style.display !== 'inline' && style.overflowX !== 'visible';
+  };
   const shown = e => e.offsetParent !== null && e.textContent.trim() !== '' && clips(e);
   // Descriptions (slider, dropdown, text, checkbox labels), slider readouts, button captions.
   area.querySelectorAll('.widget-label, .widget-label-basic, .widget-readout, .jupyter-button')
@@ -452,8 +456,10 @@ def check_lecture(page, lab: JupyterLab, name: str, shots: Path, timeout: float 
         page.screenshot(path=str(shots / "error.png"))
         page.evaluate("() => window.__coursePanel.sessionContext.shutdown()")
         return problems
-    text = page.inner_text(".jp-NotebookPanel")
-    if "Error displaying widget" in text:
+    # In the outputs only: the prose may well quote the message (Lecture 1 tells students about it).
+    outputs = page.evaluate("() => Array.from(window.__coursePanel.node.querySelectorAll('.jp-OutputArea'))"
+                            ".map(area => area.innerText).join('\\n')")
+    if "Error displaying widget" in outputs:
         problems.append(f"{name}: 'Error displaying widget' in the page")
     widget_cells = 0
     for cell in state["cells"]:
