@@ -406,6 +406,18 @@ def run_all(page, lab: JupyterLab, name: str, timeout: float) -> tuple[dict, lis
         time.sleep(1.0)
 
 
+def _movable(control) -> bool:
+    """Can a student change this control? (A dropdown with one option, say one layer of one, cannot.)"""
+    classes = control.get_attribute("class") or ""
+    if "widget-dropdown" in classes or "widget-select" in classes:
+        return control.eval_on_selector("select", "s => s.options.length > 1")
+    if "widget-slider" in classes or "widget-hslider" in classes:
+        handle = control.query_selector(".noUi-handle")
+        low, high = (handle.get_attribute(a) if handle else None for a in ("aria-valuemin", "aria-valuemax"))
+        return low is None or high is None or float(low) < float(high)
+    return True
+
+
 def _move(page, control) -> str:
     """Move one control the way a student would; return what was done."""
     classes = control.get_attribute("class") or ""
@@ -485,7 +497,7 @@ def check_lecture(page, lab: JupyterLab, name: str, shots: Path, timeout: float 
         node.screenshot(path=str(shots / f"cell{i:03d}-before.png"))
         seen = page.evaluate(_LAYOUT, i)
         before = page.evaluate(_SIGNATURE, [i, _CONTROLS])
-        action = _move(page, controls[0])
+        action = _move(page, next((c for c in controls if _movable(c)), controls[0]))
         deadline = time.monotonic() + widget_timeout
         after = before
         while time.monotonic() < deadline:

@@ -2,9 +2,9 @@
 
 Small notebooks made here (no training, seconds to run): widgets that do nothing, whose callback raises,
 that cannot be displayed, a label too long for its widget, a dropdown too narrow for an option, a figure
-whose legend covers its line, a cell that raises; decks that need the network (nbconvert's stock deck,
-which loads reveal.js and MathJax from CDNs, and ours with a theme that fetches web fonts). Each must
-produce exactly the problem it was made for.
+whose legend covers its line, a cell that raises (and a good widget whose first control has nothing to
+choose); decks that need the network (nbconvert's stock deck, which loads reveal.js and MathJax from
+CDNs, and ours with a theme that fetches web fonts). Each must produce exactly the problem it was made for.
 """
 
 import nbformat
@@ -56,6 +56,12 @@ beside.plot([0, 1], [0, 1], label="diagonal")
 beside.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
 plt.show()"""
 
+ONE_OPTION = """only = widgets.Dropdown(options=[0], description="layer")  # one option: the slider moves
+head_n = widgets.IntSlider(value=0, min=0, max=3, description="head")
+head_out = widgets.HTML("head 0")
+head_n.observe(lambda change: setattr(head_out, "value", f"head {change['new']}"), names="value")
+display(widgets.VBox([widgets.HBox([only, head_n]), head_out]))"""
+
 
 def notebook(*sources) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
@@ -67,7 +73,7 @@ def notebook(*sources) -> nbformat.NotebookNode:
 @pytest.fixture(scope="module")
 def broken_lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("broken")
-    cells = [WORKS, INERT, RAISES, INTERACT_RAISES, NO_MODEL, LONG_LABEL, WIDE, NARROW, LEGEND]
+    cells = [WORKS, INERT, RAISES, INTERACT_RAISES, NO_MODEL, LONG_LABEL, WIDE, NARROW, LEGEND, ONE_OPTION]
     nbformat.write(notebook(*cells), folder / "widgets.ipynb")
     nbformat.write(notebook("x = 1", "1 / 0", "y = 2"), folder / "error.ipynb")
     with JupyterLab([folder / "widgets.ipynb", folder / "error.ipynb"]) as server:
@@ -102,6 +108,7 @@ def test_broken_widgets_are_caught(broken_lab, browser_context):
     # the figure's legend over its line is found, the one beside its axes is not
     legends = [f for f in layout if "cell 8" in f]
     assert legends == ["widgets.ipynb cell 8: figure: axes 0: the legend covers line 'diagonal'"], layout
+    assert not any("cell 9" in p for p in problems), text  # a one-option dropdown is not what gets moved
 
 
 def test_error_output_is_caught(broken_lab, browser_context):
