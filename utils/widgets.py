@@ -524,7 +524,8 @@ def softmax_jacobian_explorer(logits, labels=None) -> widgets.VBox:
         raise ValueError(f"logits must be 1-D with at least 2 entries, got shape {tuple(logits.shape)}")
     labels = [str(i) for i in range(len(logits))] if labels is None else list(labels)
     temperature = widgets.FloatLogSlider(value=1.0, base=10, min=-1.3, max=1.0, step=0.05,
-                                         description="temperature", readout_format=".2f")
+                                         description="temperature", readout_format=".2f",
+                                         style={"description_width": "initial"})  # not "temperat…"
     out = widgets.Output()
 
     def update(change=None) -> None:
