@@ -333,6 +333,23 @@ def test_attention_cost_reports_time_and_quadratic_bytes():
         attention_cost(8, repeats=0)
 
 
+def test_attention_cost_can_count_cpu_time_instead_of_the_wall_clock(monkeypatch):
+    import itertools
+
+    import utils.attention
+
+    ticks = itertools.count(start=10.0, step=0.5)  # a CPU clock that advances 0.5 s per reading
+    threads_seen = []
+    monkeypatch.setattr(utils.attention.time, "thread_time",
+                        lambda: threads_seen.append(torch.get_num_threads()) or next(ticks))
+    threads = torch.get_num_threads()
+    assert attention_cost(16, d_head=4, n_heads=1, repeats=3, cpu_time=True)["seconds"] == 0.5
+    assert set(threads_seen) == {1} and torch.get_num_threads() == threads  # one thread, then restored
+    assert attention_cost(16, d_head=4, n_heads=1, repeats=1)["seconds"] < 0.5  # the wall clock: untouched
+    with pytest.raises(ValueError, match="cpu_time"):
+        attention_cost(16, device="meta", cpu_time=True)
+
+
 # --- Lecture 4: FLOPs of a longer window -------------------------------------------------------------------
 
 def test_transformer_flops_equal_pytorchs_flop_counter_on_a_block():

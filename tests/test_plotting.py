@@ -111,3 +111,59 @@ def test_patch_grid_draws_one_line_per_patch_border():
     with pytest.raises(ValueError, match="patch_size"):
         patch_grid(toy_image(30, 30), 16)
     plt.close("all")
+
+
+# --- legends must not cover data (the browser test runs legend_overlaps on every figure shown) ---------
+
+def _legend_at(ax, where):
+    """A legend in a given spot: 'center' of the axes, or 'outside' to the right of them."""
+    if where == "outside":
+        return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
+    return ax.legend(loc=where)
+
+
+@pytest.mark.parametrize("draw, kind", [
+    (lambda ax: ax.plot([0, 1], [0, 1], label="diagonal"), "line 'diagonal'"),  # a segment, no vertex inside
+    (lambda ax: ax.axhline(0.5, label="reference"), "line 'reference'"),  # axes-wide, blended transform
+    (lambda ax: ax.plot([0.5], [0.5], "o", label="dot"), "line 'dot'"),  # a marker, no segment
+    (lambda ax: ax.scatter([0.5], [0.5], label="points"), "collection 'points'"),
+    (lambda ax: ax.vlines([0.5], 0, 1, label="levels"), "collection 'levels'"),
+    (lambda ax: ax.bar([0.5], [1.0], width=0.2, label="bar"), "patch"),
+    (lambda ax: ax.fill_between([0, 1], [0.4, 0.4], [0.6, 0.6], label="band"), "collection 'band'"),
+])
+def test_legend_overlaps_finds_data_under_a_legend_and_none_beside_it(draw, kind):
+    from utils.plotting import legend_overlaps
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    draw(ax)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    _legend_at(ax, "center")
+    found = legend_overlaps(fig)
+    assert len(found) == 1 and found[0].startswith(f"axes 0: the legend covers {kind}"), found
+    _legend_at(ax, "outside")
+    assert legend_overlaps(fig) == []
+
+
+def test_legend_overlaps_sees_where_best_put_the_legend_and_texts_under_it():
+    from utils.plotting import legend_overlaps
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3))
+    left.plot([0, 1], [1, 1], label="top")  # "best" keeps clear of a line along the top
+    left.set_ylim(0, 1.1)
+    left.legend()
+    right.text(0.5, 0.5, "a bar label", ha="center", va="center")
+    right.plot([0, 1], [0, 0], label="bottom")
+    right.set(xlim=(0, 1), ylim=(-0.1, 1))
+    right.legend(loc="center")
+    assert legend_overlaps(fig) == ["axes 1: the legend covers text 'a bar label'"]
+    fig.legend(handles=left.get_lines(), loc="center", bbox_to_anchor=(0.5, 1 / 1.1),  # on the top line
+               bbox_transform=left.transAxes)  # a figure legend is checked against every axes
+    assert any(f.startswith("figure legend: the legend covers") for f in legend_overlaps(fig))
+
+
+def test_legend_overlaps_rejects_what_is_not_a_figure():
+    from utils.plotting import legend_overlaps
+
+    _, ax = plt.subplots()
+    with pytest.raises(TypeError, match="Figure"):
+        legend_overlaps(ax)

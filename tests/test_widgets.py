@@ -109,6 +109,26 @@ def test_window_html_greys_exactly_the_hidden_tokens():
         window_html("the", ["cat"])
 
 
+def test_window_colours_follow_the_tokens_as_the_window_moves():
+    """A token keeps its colour whatever the window: the colour of its position in the whole passage."""
+    import re
+
+    from utils.attention import visible_window
+    from utils.plotting import TOKEN_COLOURS
+    from utils.widgets import tokens_html, window_html
+
+    tokens = [f"t{i}" for i in range(2 * len(TOKEN_COLOURS) + 3)]
+    for w in range(1, len(tokens) + 1):
+        out = window_html(*visible_window(tokens, w))
+        coloured = re.findall(r'background:([^;]+);[^>]*>(t\d+)</span>', out)
+        assert [token for _, token in coloured] == tokens[-w:]
+        assert all(colour == TOKEN_COLOURS[int(token[1:]) % len(TOKEN_COLOURS)] for colour, token in coloured)
+    assert tokens_html(["a", "b", "c"]).endswith(tokens_html(["c"], first=2))
+    for bad in (-1, 1.0, True):
+        with pytest.raises(ValueError, match="first"):
+            tokens_html(["a"], first=bad)
+
+
 def test_context_window_explorer_shows_the_last_window_tokens():
     from utils.attention import visible_window
     from utils.widgets import context_window_explorer, window_html

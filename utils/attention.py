@@ -306,12 +306,18 @@ def attention_cost(
     n_heads: int = 4,
     repeats: int = 3,
     device: torch.device | str | None = None,
+    *,
+    cpu_time: bool = False,
 ) -> dict[str, float]:
     """Measure one attention forward on random ``q, k, v`` of shape ``(1, n_heads, seq_len, d_head)``.
 
     Returns ``{"seconds": the fastest of ``repeats`` runs, "bytes": memory of the score matrices}``.
     The minimum, as ``timeit`` recommends: other programs can only ever add time to a run, so the fastest
-    one is the best estimate of what attention itself costs.
+    one is the best estimate of what attention itself costs. On a busy machine even the fastest of a
+    long run is interrupted, so the long runs look slower than they are: ``cpu_time=True`` (CPU only)
+    reads the CPU time of this thread (``time.thread_time``), which stands still while another program
+    has the CPU, and runs the measurement on one torch thread (restored afterwards) so that this thread
+    does all the work. (A process's CPU time would not do: idle OpenMP threads spin, and count.)
     ``bytes`` is ``2 * n_heads * seq_len² * element_size`` (the scores and the weights, each
     ``(H, T, T)``) on CPU, and the measured peak increase of ``torch.cuda.max_memory_allocated`` on CUDA.
     Both grow with ``seq_len²``: doubling the window quadruples the cost (the "quadratic" in every
@@ -324,6 +330,10 @@ def attention_cost(
         check_positive_int(name, value)
     device = torch.device("cpu") if device is None else torch.device(device)
     on_cuda = device.type == "cuda"
+    if cpu_time and device.type != "cpu":
+        raise ValueError(f"cpu_time=True measures the CPU, but device is {device}: pass cpu_time=False")
+    clock = time.thread_time if cpu_time else time.perf_counter
+    threads = torch.get_num_threads()
     generator = torch.Generator().manual_seed(0)  # a CPU generator works for every device
     q, k, v = (torch.randn(1, n_heads, seq_len, d_head, generator=generator).to(device) for _ in range(3))
 
@@ -331,23 +341,29 @@ def attention_cost(
         if on_cuda:  # CUDA kernels run asynchronously: wait for them before reading the clock
             torch.cuda.synchronize(device)
 
-    with torch.no_grad():
-        scaled_dot_product_attention(q, k, v)  # warm-up: first-call allocations and kernel selection
-        if on_cuda:
-            sync()
-            torch.cuda.reset_peak_memory_stats(device)
-            baseline = torch.cuda.memory_allocated(device)
-        times = []
-        for _ in range(repeats):
-            sync()
-            start = time.perf_counter()
-            scaled_dot_product_attention(q, k, v)
-            sync()
-            times.append(time.perf_counter() - start)
-        if on_cuda:
-            n_bytes = torch.cuda.max_memory_allocated(device) - baseline
-        else:
-            n_bytes = 2 * n_heads * seq_len * seq_len * q.element_size()
+    if cpu_time:
+        torch.set_num_threads(1)  # the thread whose clock we read does all the work
+    try:
+        with torch.no_grad():
+            scaled_dot_product_attention(q, k, v)  # warm-up: first-call allocations and kernel selection
+            if on_cuda:
+                sync()
+                torch.cuda.reset_peak_memory_stats(device)
+                baseline = torch.cuda.memory_allocated(device)
+            times = []
+            for _ in range(repeats):
+                sync()
+                start = clock()
+                scaled_dot_product_attention(q, k, v)
+                sync()
+                times.append(clock() - start)
+    finally:
+        if cpu_time:
+            torch.set_num_threads(threads)
+    if on_cuda:
+        n_bytes = torch.cuda.max_memory_allocated(device) - baseline
+    else:
+        n_bytes = 2 * n_heads * seq_len * seq_len * q.element_size()
     return {"seconds": min(times), "bytes": int(n_bytes)}
 
 

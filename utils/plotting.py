@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.patches import FancyBboxPatch
 
 __all__ = ["heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS", "memory_breakdown_bars", "row_norm_bars",
-           "distributions_on_grid", "layer_norms_plot", "patch_grid"]
+           "distributions_on_grid", "layer_norms_plot", "patch_grid", "legend_overlaps"]
 
 # Pale, distinguishable colours for token boxes (token i gets colour i mod len).
 TOKEN_COLOURS = ("#cfe8ff", "#ffe0b3", "#d6f5d6", "#f9d0e0", "#e6dcff", "#fff3b0")
@@ -122,6 +122,99 @@ def loglog_fit(x, y, ax: Axes | None = None, label: str | None = None) -> tuple[
     ax.loglog(xs, np.exp(intercept) * xs**slope, "--", color="grey", label=f"fit: slope {slope:.2f}")
     ax.legend()
     return ax, float(slope)
+
+
+def legend_overlaps(fig) -> list[str]:
+    """What the legends of ``fig`` cover, one line per (legend, covered artist); an empty list: nothing.
+
+    A legend should never hide data. Covered means, in the drawn figure's pixels: a line (its segments,
+    ``axhline`` and ``vlines`` included) or a scatter point passes under the legend box, or a bar or other
+    patch, or a text such as a ``bar_label``, overlaps it. A legend outside the axes covers nothing.
+    The figure is drawn first, because ``loc="best"`` places a legend only at draw time. The browser test
+    runs this on every figure a lecture shows.
+
+    >>> fig, ax = plt.subplots(figsize=(4, 3))
+    >>> _ = ax.plot([0, 1], [0, 1], label="diagonal")
+    >>> _ = ax.legend(loc="center")
+    >>> legend_overlaps(fig)
+    ["axes 0: the legend covers line 'diagonal'"]
+    >>> _ = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
+    >>> legend_overlaps(fig)
+    []
+    >>> plt.close(fig)
+    """
+    from matplotlib.collections import LineCollection, PathCollection
+    from matplotlib.figure import Figure
+    from matplotlib.path import Path
+
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    if not hasattr(fig.canvas, "get_renderer"):
+        raise TypeError("fig must belong to a raster canvas (Agg, inline): make it with plt.subplots")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+
+    def name(kind: str, artist, k: int) -> str:
+        label = artist.get_label() if hasattr(artist, "get_label") else ""
+        return f"{kind} {label!r}" if label and not str(label).startswith("_") else f"{kind} {k}"
+
+    def polyline_hits(points: np.ndarray, box) -> bool:
+        """Does the polyline through these display points cross or enter ``box``? (NaN breaks a line.)"""
+        finite = np.isfinite(points).all(axis=1)
+        runs = np.split(points, np.flatnonzero(~finite))  # each run starts with the NaN that broke it
+        return any(len(run) > 1 and Path(run).intersects_bbox(box, filled=False)
+                   for run in (r[np.isfinite(r).all(axis=1)] for r in runs))
+
+    def covered(ax: Axes, box) -> list[str]:
+        found = []
+        for k, line in enumerate(ax.get_lines()):
+            if not line.get_visible():
+                continue
+            points = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+            has_line = line.get_linestyle() not in ("None", "", " ") and len(points) > 1
+            has_marker = line.get_marker() not in (None, "None", "", " ")
+            dots = points[np.isfinite(points).all(axis=1)]
+            if (has_line and polyline_hits(points, box)) or (has_marker and any(
+                    box.contains(x, y) for x, y in dots)):
+                found.append(name("line", line, k))
+        for k, collection in enumerate(ax.collections):
+            if not collection.get_visible():
+                continue
+            if isinstance(collection, PathCollection):  # scatter: one marker per offset
+                offsets = collection.get_offset_transform().transform(collection.get_offsets())
+                hit = any(box.contains(x, y) for x, y in offsets)
+            elif isinstance(collection, LineCollection):
+                transform = collection.get_transform()
+                hit = any(polyline_hits(transform.transform(np.asarray(seg, dtype=float)), box)
+                          for seg in collection.get_segments())
+            else:  # filled areas (fill_between, ...)
+                transform = collection.get_transform()
+                hit = any(path.transformed(transform).intersects_bbox(box, filled=True)
+                          for path in collection.get_paths())
+            if hit:
+                found.append(name("collection", collection, k))
+        for k, patch in enumerate(ax.patches):
+            extent = patch.get_window_extent(renderer)
+            if patch.get_visible() and extent.width >= 0.5 and extent.height >= 0.5 and \
+                    patch.get_path().transformed(patch.get_transform()).intersects_bbox(box, filled=True):
+                found.append(name("patch", patch, k))
+        for k, text in enumerate(ax.texts):
+            if text.get_visible() and text.get_text().strip() and \
+                    text.get_window_extent(renderer).overlaps(box):
+                found.append(f"text {text.get_text()[:30]!r}" if text.get_text() else f"text {k}")
+        return found
+
+    legends = [(i, ax.get_legend(), [ax]) for i, ax in enumerate(fig.axes) if ax.get_legend() is not None]
+    legends += [(None, legend, list(fig.axes)) for legend in fig.legends]
+    findings: list[str] = []
+    for index, legend, targets in legends:
+        if not legend.get_visible():
+            continue
+        box = legend.get_window_extent(renderer).padded(-1)  # 1 px inside the frame: touching is not covering
+        where = f"axes {index}" if index is not None else "figure legend"
+        for ax in targets:
+            findings += [f"{where}: the legend covers {what}" for what in covered(ax, box)]
+    return list(dict.fromkeys(findings))
 
 
 def memory_breakdown_bars(

@@ -25,20 +25,27 @@ __all__ = ["tokens_html", "lora_rank_explorer", "memory_table_html", "memory_cal
            "regularisation_explorer", "review_writer", "patch_explorer"]
 
 
-def tokens_html(pieces: list[str]) -> str:
+def tokens_html(pieces: list[str], first: int = 0) -> str:
     """Render tokens as coloured, escaped HTML spans (one span per token), for use in ``widgets.HTML``.
+
+    Token ``i`` of ``pieces`` gets the colour of position ``first + i``: a caller that shows a slice of
+    a longer sequence passes the slice's start, so each token keeps its colour when the slice moves.
 
     >>> tokens_html(["a", "b<"]).count("<span")
     2
+    >>> tokens_html(["a", "b"]).endswith(tokens_html(["b"], first=1))
+    True
     """
     if isinstance(pieces, str):
         raise TypeError("pieces must be a list of token strings, not one str")
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise ValueError(f"first must be an int >= 0 (the position of pieces[0]), got {first!r}")
     spans = []
     for i, piece in enumerate(pieces):
         shown = html.escape(piece.replace(" ", "·").replace("\n", "⏎"))
-        colour = TOKEN_COLOURS[i % len(TOKEN_COLOURS)]
+        colour = TOKEN_COLOURS[(first + i) % len(TOKEN_COLOURS)]
         spans.append(
-            f'<span style="background:{colour};border:1px solid #888;border-radius:3px;'
+            f'<span style="background:{colour};border:1px solid #888;border-radius:3px;display:inline-block;'
             f'padding:1px 2px;margin:1px;font-family:monospace;white-space:pre">{shown}</span>'
         )
     return "".join(spans)
@@ -187,17 +194,22 @@ def attention_explorer(weights_per_layer, tokens: list[str]) -> widgets.VBox:
 def window_html(hidden: list[str], visible: list[str]) -> str:
     """Tokens outside the context window in grey (struck through), the visible ones as coloured boxes.
 
+    A token's colour is that of its position in the whole sequence (``hidden + visible``), so when the
+    window moves, every token keeps its colour (the window's first token is not re-coloured).
+
     >>> window_html(["the"], ["cat"]).count("line-through")
     1
+    >>> window_html(["the"], ["cat"]).endswith(tokens_html(["cat"], first=1))
+    True
     """
     if isinstance(hidden, str) or isinstance(visible, str):
         raise TypeError("hidden and visible must be lists of token strings, not one str")
     greyed = "".join(
         f'<span style="color:#aaa;text-decoration:line-through;font-family:monospace;margin:1px;'
-        f'padding:1px 2px">{html.escape(token)}</span>'
+        f'padding:1px 2px;display:inline-block">{html.escape(token)}</span>'
         for token in hidden
     )
-    return greyed + tokens_html(list(visible))
+    return greyed + tokens_html(list(visible), first=len(hidden))
 
 
 def context_window_explorer(tokens: list[str], describe=None, value: int | None = None) -> widgets.VBox:
@@ -512,7 +524,8 @@ def softmax_jacobian_explorer(logits, labels=None) -> widgets.VBox:
         raise ValueError(f"logits must be 1-D with at least 2 entries, got shape {tuple(logits.shape)}")
     labels = [str(i) for i in range(len(logits))] if labels is None else list(labels)
     temperature = widgets.FloatLogSlider(value=1.0, base=10, min=-1.3, max=1.0, step=0.05,
-                                         description="temperature", readout_format=".2f")
+                                         description="temperature", readout_format=".2f",
+                                         style={"description_width": "initial"})  # not "temperat…"
     out = widgets.Output()
 
     def update(change=None) -> None:

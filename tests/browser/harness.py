@@ -190,24 +190,53 @@ _WIDGET_VIEWS = """([i, mime]) => {
 }"""
 
 
-# Layout a student would notice but that does not break the widget: reported, and fatal only if asked.
-_LAYOUT = """(i) => {
+# Layout a student would notice though the widget works: a control's text cut off ("temperat…"), a
+# dropdown narrower than one of its options, content wider than the cell. The widths are measured, not
+# read from scrollWidth (an integer that hides a cut of less than a pixel or two): a label's text is
+# laid out in full even where `overflow: hidden` clips it, so a Range around it has the text's width.
+_LAYOUT = r"""(i) => {
   const node = window.__coursePanel.content.widgets[i].node;
   const area = node.querySelector('.jp-Cell-outputArea');
   const found = [];
   const canvas = document.createElement('canvas').getContext('2d');
-  area.querySelectorAll('.widget-label, .widget-label-basic').forEach(label => {
-    if (label.offsetParent && label.scrollWidth > label.clientWidth + 1)
-      found.push(`label cut: ${JSON.stringify(label.textContent)} shown in ${label.clientWidth}px`);
+  const px = (style, name) => parseFloat(style.getPropertyValue(name)) || 0;
+  const room = e => {  // the width the content may use: the box without its padding
+    const style = getComputedStyle(e);
+    return e.clientWidth - px(style, 'padding-left') - px(style, 'padding-right');
+  };
+  const textWidth = e => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    return range.getBoundingClientRect().width;
+  };
+  // Only a box that clips its text can cut it (an inline box has no width of its own, and a box whose
+  // overflow is visible lets its text run on).
+  const clips = e => {
+    const style = getComputedStyle(e);
+    return style.display !== 'inline' && style.overflowX !== 'visible';
+  };
+  const shown = e => e.offsetParent !== null && e.textContent.trim() !== '' && clips(e);
+  // Descriptions (slider, dropdown, text, checkbox labels), slider readouts, button captions.
+  area.querySelectorAll('.widget-label, .widget-label-basic, .widget-readout, .jupyter-button')
+      .forEach(e => {
+    if (!shown(e)) return;
+    const need = textWidth(e), has = room(e);
+    if (need > has + 0.5)
+      found.push(`label cut: ${JSON.stringify(e.textContent.trim())} needs ${Math.ceil(need)}px, ` +
+                 `shown in ${Math.floor(has)}px`);
   });
+  // A dropdown shows one option at a time, and a student may pick any: the longest must fit beside
+  // the arrow (the select's right padding) and Chromium's own inner padding (4 px).
   area.querySelectorAll('.widget-dropdown select').forEach(select => {
-    const option = select.options[select.selectedIndex];
-    if (!option) return;
+    if (!select.offsetParent || !select.options.length) return;
     canvas.font = getComputedStyle(select).font;
-    const needed = canvas.measureText(option.text).width + 28;  // the arrow and the padding
-    if (needed > select.clientWidth + 1)
-      found.push(`dropdown too narrow: ${JSON.stringify(option.text)} needs ${Math.round(needed)}px, ` +
-                 `has ${select.clientWidth}px`);
+    const longest = Array.from(select.options)  // ipywidgets writes an option's spaces as no-break spaces
+        .map(o => [canvas.measureText(o.text).width, o.text.replace(/\s/g, ' ')])
+        .sort((a, b) => b[0] - a[0])[0];
+    const has = room(select) - 4;
+    if (longest[0] > has + 0.5)
+      found.push(`dropdown too narrow: ${JSON.stringify(longest[1].slice(0, 60))} needs ` +
+                 `${Math.ceil(longest[0])}px, has ${Math.floor(has)}px`);
   });
   // Wider than the notebook's column: cut off, or only seen by scrolling sideways.
   const right = area.getBoundingClientRect().right;
@@ -219,6 +248,90 @@ _LAYOUT = """(i) => {
   });
   return Array.from(new Set(found));
 }"""
+
+# Figures: every figure the kernel displays (plt.show(), display(fig), a widget's redraw) is checked for
+# a legend that covers data (utils.plotting.legend_overlaps) before it is drawn. Installed in the
+# kernel, silently, before the notebook runs; the PNG formatter is wrapped again before every cell in
+# case matplotlib's inline backend registers its own afterwards.
+_LEGEND_HOOK = """
+def _course_legend_hook():
+    import matplotlib.pyplot  # noqa: F401 (activates the inline backend, which registers its formatter)
+    from IPython import get_ipython
+    from matplotlib.figure import Figure
+
+    from utils.plotting import legend_overlaps
+
+    shell = get_ipython()
+    findings = []
+    cell = {"running": False}  # a figure drawn by a widget's callback belongs to no cell
+
+    def cell_count():  # IPython counts a cell before running it: during the cell, its own number + 1
+        return shell.execution_count - 1 if cell["running"] else None
+
+    def wrap(*_):
+        cell["running"] = True
+        formatter = shell.display_formatter.formatters["image/png"]
+        try:
+            original = formatter.lookup_by_type(Figure)
+        except KeyError:
+            return
+        if getattr(original, "_course_checked", False):
+            return
+
+        def checked(fig, *args, **kwargs):
+            try:
+                findings.extend([cell_count(), f] for f in legend_overlaps(fig))
+            except Exception as error:  # the check must never break a figure
+                findings.append([cell_count(), f"legend check failed: {error!r}"])
+            return original(fig, *args, **kwargs)
+
+        checked._course_checked = True
+        formatter.for_type(Figure, checked)
+
+    wrap()
+    cell["running"] = False
+    shell.events.register("pre_run_cell", wrap)
+    shell.events.register("post_run_cell", lambda result: cell.update(running=False))
+    return findings
+
+
+_course_legend_findings = _course_legend_hook()
+del _course_legend_hook
+"""
+_KERNEL_EXECUTE = """async ([code, expression]) => {
+  const kernel = window.__coursePanel.sessionContext.session.kernel;
+  const expressions = expression ? {result: expression} : {};
+  const future = kernel.requestExecute({code, silent: true, store_history: false,
+                                        user_expressions: expressions});
+  const reply = await future.done;
+  const content = reply.content;
+  if (content.status !== 'ok') return {error: `${content.ename}: ${content.evalue}`};
+  const result = content.user_expressions && content.user_expressions.result;
+  if (!result) return {value: null};
+  if (result.status !== 'ok') return {error: `${result.ename}: ${result.evalue}`};
+  return {value: result.data['text/plain']};
+}"""
+
+
+def _kernel_execute(page, code: str, expression: str | None = None):
+    """Run ``code`` silently in the notebook's kernel; return ``repr`` of ``expression`` or raise."""
+    reply = page.evaluate(_KERNEL_EXECUTE, [code, expression])
+    if "error" in reply:
+        raise RuntimeError(f"the browser test's kernel code failed: {reply['error']}")
+    return reply["value"]
+
+
+def legend_findings(page, name: str, state: dict) -> list[str]:
+    """The legends that covered data in the figures shown so far, each named by its cell."""
+    import ast
+
+    raw = _kernel_execute(page, "", "__import__('json').dumps(_course_legend_findings)")
+    cells = {c["count"]: c["index"] for c in state["cells"] if c["count"] is not None}
+    found = []
+    for count, finding in json.loads(ast.literal_eval(raw)):
+        where = f"cell {cells[count]}" if count in cells else "a widget's figure"
+        found.append(f"{name} {where}: figure: {finding}")
+    return list(dict.fromkeys(found))
 
 
 def _cell(page, index):
@@ -270,6 +383,7 @@ def run_all(page, lab: JupyterLab, name: str, timeout: float) -> tuple[dict, lis
     }""")
     page.wait_for_function("() => { const s = window.__coursePanel.sessionContext.session;"
                            " return s && s.kernel && s.kernel.status === 'idle'; }", timeout=120_000)
+    _kernel_execute(page, _LEGEND_HOOK)
     page.evaluate("""() => {
       const panel = window.__coursePanel;
       jupyterapp.shell.activateById(panel.id);  // the command acts on the active notebook
@@ -290,6 +404,18 @@ def run_all(page, lab: JupyterLab, name: str, timeout: float) -> tuple[dict, lis
             pending = [c["index"] for c in state["cells"] if c["count"] is None]
             return state, [f"{name}: not finished after {timeout:.0f} s (cells {pending[:5]} not run)"]
         time.sleep(1.0)
+
+
+def _movable(control) -> bool:
+    """Can a student change this control? (A dropdown with one option, say one layer of one, cannot.)"""
+    classes = control.get_attribute("class") or ""
+    if "widget-dropdown" in classes or "widget-select" in classes:
+        return control.eval_on_selector("select", "s => s.options.length > 1")
+    if "widget-slider" in classes or "widget-hslider" in classes:
+        handle = control.query_selector(".noUi-handle")
+        low, high = (handle.get_attribute(a) if handle else None for a in ("aria-valuemin", "aria-valuemax"))
+        return low is None or high is None or float(low) < float(high)
+    return True
 
 
 def _move(page, control) -> str:
@@ -330,8 +456,9 @@ def check_lecture(page, lab: JupyterLab, name: str, shots: Path, timeout: float 
                   widget_timeout: float = 120.0, layout: list[str] | None = None) -> list[str]:
     """Run ``name`` in JupyterLab and return every problem: errors, widgets not shown, widgets inert.
 
-    Layout findings (a cut label, a dropdown too narrow for its text, content wider than its box),
-    before and after the move, are appended to ``layout`` if it is given.
+    Layout findings (a cut label, a dropdown too narrow for its text, content wider than its box, a
+    legend over data in any figure shown), before and after the move, are appended to ``layout`` if it
+    is given.
     """
     shots.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -341,8 +468,10 @@ def check_lecture(page, lab: JupyterLab, name: str, shots: Path, timeout: float 
         page.screenshot(path=str(shots / "error.png"))
         page.evaluate("() => window.__coursePanel.sessionContext.shutdown()")
         return problems
-    text = page.inner_text(".jp-NotebookPanel")
-    if "Error displaying widget" in text:
+    # In the outputs only: the prose may well quote the message (Lecture 1 tells students about it).
+    outputs = page.evaluate("() => Array.from(window.__coursePanel.node.querySelectorAll('.jp-OutputArea'))"
+                            ".map(area => area.innerText).join('\\n')")
+    if "Error displaying widget" in outputs:
         problems.append(f"{name}: 'Error displaying widget' in the page")
     widget_cells = 0
     for cell in state["cells"]:
@@ -368,7 +497,7 @@ def check_lecture(page, lab: JupyterLab, name: str, shots: Path, timeout: float 
         node.screenshot(path=str(shots / f"cell{i:03d}-before.png"))
         seen = page.evaluate(_LAYOUT, i)
         before = page.evaluate(_SIGNATURE, [i, _CONTROLS])
-        action = _move(page, controls[0])
+        action = _move(page, next((c for c in controls if _movable(c)), controls[0]))
         deadline = time.monotonic() + widget_timeout
         after = before
         while time.monotonic() < deadline:
@@ -392,6 +521,8 @@ def check_lecture(page, lab: JupyterLab, name: str, shots: Path, timeout: float 
             error = next((line for line in reversed(lines) if re.match(r"\w+(Error|Exception)\b", line)),
                          lines[-1] if lines else shown[:200])
             problems.append(f"{name} cell {i}: after '{action}' the cell shows an error: {error!r}")
+    if layout is not None:
+        layout.extend(legend_findings(page, name, state))
     (shots / "timing.json").write_text(json.dumps({"run_all_s": round(run_seconds, 1),
                                                    "total_s": round(time.monotonic() - started, 1),
                                                    "widget_cells": widget_cells}))

@@ -1,9 +1,10 @@
 """The test of the browser test: on broken notebooks and decks, the checks must fail, and say why.
 
 Small notebooks made here (no training, seconds to run): widgets that do nothing, whose callback raises,
-that cannot be displayed, a label too long for its widget, a cell that raises; decks that need the
-network (nbconvert's stock deck, which loads reveal.js and MathJax from CDNs, and ours with a theme that
-fetches web fonts). Each must produce exactly the problem it was made for.
+that cannot be displayed, a label too long for its widget, a dropdown too narrow for an option, a figure
+whose legend covers its line, a cell that raises (and a good widget whose first control has nothing to
+choose); decks that need the network (nbconvert's stock deck, which loads reveal.js and MathJax from
+CDNs, and ours with a theme that fetches web fonts). Each must produce exactly the problem it was made for.
 """
 
 import nbformat
@@ -42,6 +43,25 @@ wide_out = widgets.HTML(strip)
 wide_n.observe(lambda change: setattr(wide_out, "value", strip[: 60 * change["new"]]), names="value")
 display(widgets.VBox([wide_n, wide_out]))"""
 
+NARROW = """sentences = ["short", "a sentence far too long for a dropdown of the default width"]
+narrow = widgets.Dropdown(options=sentences, value="short", description="sentence")
+narrow_out = widgets.HTML("short")
+narrow.observe(lambda change: setattr(narrow_out, "value", change["new"]), names="value")
+display(widgets.VBox([narrow, narrow_out]))"""
+LEGEND = """import matplotlib.pyplot as plt
+fig, (covered, beside) = plt.subplots(1, 2, figsize=(8, 3))
+covered.plot([0, 1], [0, 1], label="diagonal")
+covered.legend(loc="center")
+beside.plot([0, 1], [0, 1], label="diagonal")
+beside.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
+plt.show()"""
+
+ONE_OPTION = """only = widgets.Dropdown(options=[0], description="layer")  # one option: the slider moves
+head_n = widgets.IntSlider(value=0, min=0, max=3, description="head")
+head_out = widgets.HTML("head 0")
+head_n.observe(lambda change: setattr(head_out, "value", f"head {change['new']}"), names="value")
+display(widgets.VBox([widgets.HBox([only, head_n]), head_out]))"""
+
 
 def notebook(*sources) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
@@ -53,8 +73,8 @@ def notebook(*sources) -> nbformat.NotebookNode:
 @pytest.fixture(scope="module")
 def broken_lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("broken")
-    nbformat.write(notebook(WORKS, INERT, RAISES, INTERACT_RAISES, NO_MODEL, LONG_LABEL, WIDE),
-                   folder / "widgets.ipynb")
+    cells = [WORKS, INERT, RAISES, INTERACT_RAISES, NO_MODEL, LONG_LABEL, WIDE, NARROW, LEGEND, ONE_OPTION]
+    nbformat.write(notebook(*cells), folder / "widgets.ipynb")
     nbformat.write(notebook("x = 1", "1 / 0", "y = 2"), folder / "error.ipynb")
     with JupyterLab([folder / "widgets.ipynb", folder / "error.ipynb"]) as server:
         yield server
@@ -82,6 +102,13 @@ def test_broken_widgets_are_caught(broken_lab, browser_context):
     assert any("cell 6" in f and "wider than the cell" in f for f in layout), layout
     assert not any("cell 6" in p for p in problems), text
     assert not any("cell 0" in f for f in layout), layout
+    # a dropdown is measured against its longest option, not only the one shown
+    assert any("cell 7" in f and "dropdown too narrow" in f and "a sentence far" in f for f in layout), layout
+    assert not any("cell 7" in p for p in problems), text
+    # the figure's legend over its line is found, the one beside its axes is not
+    legends = [f for f in layout if "cell 8" in f]
+    assert legends == ["widgets.ipynb cell 8: figure: axes 0: the legend covers line 'diagonal'"], layout
+    assert not any("cell 9" in p for p in problems), text  # a one-option dropdown is not what gets moved
 
 
 def test_error_output_is_caught(broken_lab, browser_context):

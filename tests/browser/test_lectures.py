@@ -1,8 +1,9 @@
 """Every lecture runs in JupyterLab without an error, and every widget shows and responds.
 
-Layout findings (a widget label cut to "temperat…", a dropdown too narrow for its text, content wider
-than its box) are written to ``build/browser-test/lab/<lecture>/layout.txt`` and shown as warnings;
-``COURSE_BROWSER_STRICT_LAYOUT=1`` makes them failures.
+Layout findings (a widget label cut to "temperat…", a dropdown too narrow for one of its options,
+content wider than its box, a legend that covers data in a figure) are failures too, and are written to
+``build/browser-test/lab/<lecture>/layout.txt``. ``COURSE_BROWSER_LAYOUT=warn`` turns them into
+warnings, for a look at everything else while a layout fix is under way.
 """
 
 import os
@@ -16,7 +17,7 @@ from harness import block_network, check_lecture
 # that, so the limit is generous: it is there to stop a hung kernel, not to time the notebooks.
 RUN_TIMEOUT_S = 600
 WIDGET_TIMEOUT_S = 120
-STRICT_LAYOUT = os.environ.get("COURSE_BROWSER_STRICT_LAYOUT") == "1"
+STRICT_LAYOUT = os.environ.get("COURSE_BROWSER_LAYOUT", "strict") != "warn"
 
 
 @pytest.mark.parametrize("name", course_notebooks())
