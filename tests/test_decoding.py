@@ -720,6 +720,7 @@ def test_beam_width_explorer_follows_beam_search():
     box = beam_width_explorer(Bigram(HAND), PROMPT, letters, max_new_tokens=2, max_beams=4)
     slider, out = box.children
     assert (slider.min, slider.max, slider.value) == (1, 4, 1)
+    assert slider.style.description_width == "initial"  # the label is shown whole, not cut to "num_be…"
     assert "S A A" in out.value and "ties with greedy" in out.value and "S B C" not in out.value
     slider.value = 2
     assert "S B C" in out.value and "0.3600" in out.value and "beats greedy by +0.539" in out.value
@@ -735,6 +736,7 @@ def test_temperature_explorer_resamples_with_its_generator():
     table = random_table(4, seed=16, scale=1.0)
     box = temperature_explorer(Bigram(table), PROMPT, letters, max_new_tokens=6, num_samples=3, seed=5)
     (slider, button), out = box.children[0].children, box.children[1]
+    assert slider.style.description_width == "initial"  # the label is shown whole, not cut to "temperat…"
     g = torch.Generator().manual_seed(5)  # the oracle replays the widget's draws
     expected = lambda t: samples_html([letters(r) for r in sample_batch(Bigram(table), PROMPT, 3, 6,
                                                                         temperature=t, generator=g)])

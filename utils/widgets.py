@@ -316,7 +316,7 @@ def beam_width_explorer(model, input_ids, decode, max_new_tokens: int, eos_id: i
     greedy = greedy_decode(model, input_ids, max_new_tokens, eos_id=eos_id)
     greedy_row = (decode(greedy), sequence_log_prob(model, input_ids, greedy[:, T:]))
     slider = widgets.IntSlider(value=value, min=1, max=max_beams, description="num_beams",
-                               continuous_update=False)
+                               continuous_update=False, style={"description_width": "initial"})
     out = widgets.HTML()
 
     def update(change=None) -> None:
@@ -364,7 +364,8 @@ def temperature_explorer(model, input_ids, decode, max_new_tokens: int = 12, num
     generator = _seeded_generator(seed)
     logits = next_token_logits(model, input_ids)
     slider = widgets.FloatSlider(value=value, min=min_temperature, max=max_temperature, step=0.05,
-                                 description="temperature", continuous_update=False, readout_format=".2f")
+                                 description="temperature", continuous_update=False, readout_format=".2f",
+                                 style={"description_width": "initial"})  # the whole label, never "temperat…"
     button = widgets.Button(description="resample", icon="refresh")
     out = widgets.HTML()
 
