@@ -56,8 +56,11 @@ class RunConfig:
         return f"seed+{self.seed_offset} · {self.capability} · {threads}"
 
     def environment(self) -> dict[str, str]:
+        # PASSIVE: an OpenMP thread that waits sleeps instead of spinning. It changes no number, but
+        # with runs side by side on a busy machine spinning threads slowed a 2-thread run ten times over.
         return {SEED_OFFSET_ENV: str(self.seed_offset), "ATEN_CPU_CAPABILITY": self.capability,
-                "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+                "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads),
+                "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 # `make test` already runs every notebook twice with the stored seeds: strict on this CPU's own kernels and
