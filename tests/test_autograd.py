@@ -163,7 +163,8 @@ def test_sigmoid_does_not_overflow_and_matches_torch_far_out():
         y.backward()
         t = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
         torch.sigmoid(t).backward()
-        assert math.isclose(y.data, torch.sigmoid(torch.tensor(x0, dtype=torch.float64)).item(), abs_tol=1e-15)
+        expected = torch.sigmoid(torch.tensor(x0, dtype=torch.float64)).item()
+        assert math.isclose(y.data, expected, abs_tol=1e-15)
         assert math.isclose(x.grad, t.grad.item(), abs_tol=1e-15)
 
 
@@ -215,7 +216,8 @@ def test_mlp_matches_a_torch_mlp_with_the_same_weights():
     for layer in model.layers:
         linear = torch.nn.Linear(len(layer.neurons[0].w), len(layer.neurons), dtype=torch.float64)
         with torch.no_grad():
-            linear.weight.copy_(torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64))
+            weights = [[w.data for w in n.w] for n in layer.neurons]
+            linear.weight.copy_(torch.tensor(weights, dtype=torch.float64))
             linear.bias.copy_(torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64))
         layers.append(linear)
     points = [[0.3, -1.2], [1.1, 0.4], [-0.5, 0.9]]

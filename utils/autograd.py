@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # matplotlib is imported only when a graph is drawn
@@ -96,11 +96,13 @@ class Value:
         self.label = label
 
     @classmethod
-    def _result(cls, data: float, children: tuple[Value, ...], local_grads: tuple[float, ...], op: str) -> Value:
+    def _result(cls, data: float, children: tuple[Value, ...], local_grads: tuple[float, ...],
+                op: str) -> Value:
         """The Value an operation returns: the same fields as ``__init__`` sets, without re-checking
         them (the operations below build them right), because a training step makes thousands."""
         out = cls.__new__(cls)
-        out.data, out.grad, out.children, out.local_grads, out.op, out.label = data, 0.0, children, local_grads, op, ""
+        out.data, out.grad, out.children, out.local_grads = data, 0.0, children, local_grads
+        out.op, out.label = op, ""
         return out
 
     def __repr__(self) -> str:
@@ -111,11 +113,12 @@ class Value:
 
     def __add__(self, other: Value | Number) -> Value:
         other = as_value(other)
-        return Value._result(self.data + other.data, (self, other), (1.0, 1.0), "+")  # d(a+b)/da = d(a+b)/db = 1
+        return Value._result(self.data + other.data, (self, other), (1.0, 1.0), "+")  # d(a+b)/da = 1 = d/db
 
     def __mul__(self, other: Value | Number) -> Value:
         other = as_value(other)
-        return Value._result(self.data * other.data, (self, other), (other.data, self.data), "*")  # d(ab)/da = b
+        # d(ab)/da = b, d(ab)/db = a: each child gets the other's value
+        return Value._result(self.data * other.data, (self, other), (other.data, self.data), "*")
 
     def __pow__(self, exponent: Number) -> Value:
         if isinstance(exponent, Value):
@@ -125,7 +128,8 @@ class Value:
             raise ZeroDivisionError(f"0 cannot be raised to the negative power {exponent}")
         if self.data < 0 and not n.is_integer():
             raise ValueError(f"a negative number ({self.data}) has no real power {exponent}")
-        return Value._result(self.data ** n, (self,), (n * self.data ** (n - 1),), f"**{exponent:g}")  # n x^(n-1)
+        local = n * self.data ** (n - 1)  # d x^n / dx = n x^(n-1)
+        return Value._result(self.data**n, (self,), (local,), f"**{exponent:g}")
 
     def exp(self) -> Value:
         e = math.exp(self.data)
@@ -188,7 +192,7 @@ class Value:
             node.grad = 0.0
         self.grad = 1.0
         for node in reversed(order):
-            for child, local in zip(node.children, node.local_grads):
+            for child, local in zip(node.children, node.local_grads, strict=True):
                 child.grad += local * node.grad
 
 

@@ -106,8 +106,9 @@ __all__ = [
 
     # Lecture 7
     "two_moons", "SHAPE_NAMES", "COLOUR_NAMES", "COLOUR_RGB", "COLUMN_NAMES", "BACKGROUND_RGB", "GRID_SIZE",
-    "CELL_SIZE", "QUESTION_KINDS", "ShapeObject", "shape_mask", "render_scene", "random_scene", "random_scenes",
-    "PictureQuestion", "ask", "picture_questions", "picture_answers", "picture_vocabulary", "scene_caption",
+    "CELL_SIZE", "QUESTION_KINDS", "ShapeObject", "shape_mask", "render_scene", "random_scene",
+    "random_scenes", "PictureQuestion", "ask", "picture_questions", "picture_answers", "picture_vocabulary",
+    "scene_caption",
     # Lecture 8
     "KB_PEOPLE", "KB_CITIES", "KB_COUNTRIES", "KB_COMPANIES", "KB_JOBS", "KB_RELATIONS",
     "KB_PASSAGE_TEMPLATES", "KB_QUESTION_TEMPLATES", "knowledge_world", "fact_passage", "fact_question",
@@ -900,8 +901,9 @@ QUESTION_KINDS: tuple[str, ...] = ("colour", "shape", "position")
 
 @dataclass(frozen=True)
 class ShapeObject:
-    """One object of a picture: a ``shape`` of ``SHAPE_NAMES`` in a ``colour`` of ``COLOUR_NAMES``, in the cell
-    at ``row``, ``column`` of the grid (0, 0 = top left), moved ``offset = (down, right)`` pixels (0 or 1)."""
+    """One object of a picture: a ``shape`` of ``SHAPE_NAMES`` in a ``colour`` of ``COLOUR_NAMES``, in the
+    cell at ``row``, ``column`` of the grid (0, 0 = top left), moved ``offset = (down, right)`` pixels (0 or
+    1)."""
 
     shape: str
     colour: str
@@ -948,12 +950,13 @@ def shape_mask(shape: str, size: int = CELL_SIZE - 1) -> torch.Tensor:
 
 
 def render_scene(objects: Sequence[ShapeObject], cell: int = CELL_SIZE) -> torch.Tensor:
-    """The picture of ``objects`` on a light background: ``(3, GRID_SIZE · cell, GRID_SIZE · cell)``, values in
-    ``[0, 1]``. Each shape fills a ``(cell - 1)``-pixel box at its cell's top left corner plus its offset, so
-    it never leaves its cell.
+    """The picture of ``objects`` on a light background: ``(3, GRID_SIZE · cell, GRID_SIZE · cell)``,
+    values in ``[0, 1]``. Each shape fills a ``(cell - 1)``-pixel box at its cell's top left corner plus
+    its offset, so it never leaves its cell.
 
     >>> image = render_scene([ShapeObject("square", "red", 0, 0)])
-    >>> tuple(image.shape), torch.allclose(image[:, 0, 0], torch.tensor(COLOUR_RGB["red"])), image[0, -1, -1].item()
+    >>> red = torch.tensor(COLOUR_RGB["red"])
+    >>> tuple(image.shape), torch.allclose(image[:, 0, 0], red), image[0, -1, -1].item()
     ((3, 24, 24), True, 0.9599999785423279)
     """
     check_positive_int("cell", cell)
@@ -972,7 +975,7 @@ def render_scene(objects: Sequence[ShapeObject], cell: int = CELL_SIZE) -> torch
 
 
 def random_scene(rng: random.Random, n_objects: int = 2, jitter: bool = True) -> tuple[ShapeObject, ...]:
-    """``n_objects`` objects with different shapes, different colours and different cells, drawn by ``rng``."""
+    """``n_objects`` objects with different shapes, colours and cells, drawn by ``rng``."""
     if not 1 <= n_objects <= min(len(SHAPE_NAMES), len(COLOUR_NAMES)):
         raise ValueError(f"n_objects must be between 1 and {len(SHAPE_NAMES)}, got {n_objects}")
     shapes = rng.sample(SHAPE_NAMES, n_objects)
@@ -983,7 +986,8 @@ def random_scene(rng: random.Random, n_objects: int = 2, jitter: bool = True) ->
                  for s, c, cell, o in zip(shapes, colours, cells, offsets, strict=True))
 
 
-def random_scenes(n: int, n_objects: int = 2, seed: int = 0, jitter: bool = True) -> list[tuple[ShapeObject, ...]]:
+def random_scenes(n: int, n_objects: int = 2, seed: int = 0,
+                  jitter: bool = True) -> list[tuple[ShapeObject, ...]]:
     """``n`` random scenes of ``random_scene`` (seeded).
 
     >>> [(o.shape, o.colour) for o in random_scenes(1, n_objects=2, seed=0)[0]]
@@ -1079,7 +1083,8 @@ def scene_caption(objects: Sequence[ShapeObject]) -> str:
     """
     parts = []
     for obj in objects:
-        where = "in the middle" if COLUMN_NAMES[obj.column] == "middle" else f"on the {COLUMN_NAMES[obj.column]}"
+        column = COLUMN_NAMES[obj.column]
+        where = "in the middle" if column == "middle" else f"on the {column}"
         parts.append(f"a {obj.colour} {obj.shape} {where}")
     if not parts:
         raise ValueError("objects must hold at least one ShapeObject")

@@ -486,12 +486,14 @@ def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor,
     """
     _check_float_tensor("image_features", image_features)
     _check_float_tensor("text_features", text_features)
-    if image_features.dim() != 2 or image_features.shape != text_features.shape or image_features.shape[0] < 1:
+    shape = image_features.shape
+    if image_features.dim() != 2 or shape != text_features.shape or shape[0] < 1:
         raise ValueError(f"image_features and text_features must both have shape (N, D) with N >= 1, got "
                          f"{tuple(image_features.shape)} and {tuple(text_features.shape)}")
     if isinstance(temperature, torch.Tensor):
         if temperature.numel() != 1:
-            raise ValueError(f"temperature must be one number, got a tensor of shape {tuple(temperature.shape)}")
+            raise ValueError(f"temperature must be one number, got a tensor of shape "
+                             f"{tuple(temperature.shape)}")
         positive = bool(temperature.detach() > 0)
     else:
         _check_number("temperature", temperature)

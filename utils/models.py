@@ -961,7 +961,7 @@ def without_positions(model: nn.Module) -> nn.Module:
     return copy_
 
 
-# --- Lecture 7: a vision model (Q34) -------------------------------------------------------------------------
+# --- Lecture 7: a vision model (Q34) -----------------------------------------------------------------------
 
 class ResidualBlock(nn.Module):
     """``x + conv(relu(bn(conv(relu(bn(x))))))``: two 3 x 3 convolutions whose output is ADDED to the input
@@ -1044,7 +1044,8 @@ class FixedWindowLM(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         _check_token_ids(ids, self.vocab_size, self.n_inputs, name="ids", max_len_name="n_inputs")
         if ids.shape[1] != self.n_inputs:
-            raise ValueError(f"ids must hold exactly n_inputs={self.n_inputs} tokens per row, got {ids.shape[1]}")
+            raise ValueError(f"ids must hold exactly n_inputs={self.n_inputs} tokens per row, "
+                             f"got {ids.shape[1]}")
         x = self.embed(ids).flatten(1)  # (B, T, C) -> (B, T·C): one long vector per window
         return self.out(nn.functional.gelu(self.hidden(x)))  # (B, V)
 

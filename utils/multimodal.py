@@ -32,14 +32,14 @@ from .data import (
     picture_questions,
     picture_vocabulary,
     render_scene,
-    scene_caption,
 )
 from .models import Block, GPTConfig, _check_token_ids, _init_like_gpt2, _run_blocks
 from .tokenization import WordTokenizer
 from .training import History, train
 
 __all__ = ["image_to_patches", "num_patches", "toy_image", "MultimodalConfig", "PatchEmbedding",
-           "PictureQuestionModel", "centred_images", "picture_tokenizer", "encode_words", "PictureQuestionBatch",
+           "PictureQuestionModel", "centred_images", "picture_tokenizer", "encode_words",
+           "PictureQuestionBatch",
            "QUESTION_LENGTH", "encode_picture_questions", "answer_questions", "accuracy_by_kind", "PictureQA",
            "VQA_CHECKPOINT", "vqa_config", "train_picture_question_model", "save_picture_question_model",
            "picture_question_model", "patch_attention", "BagOfWordsText", "ContrastiveImageText",
@@ -196,11 +196,13 @@ class PictureQuestionModel(nn.Module):
     Words get a token embedding plus a learned position embedding of their own, so a patch and a word are
     told apart by where they sit in the sequence. Pad questions on the left to one length: the last
     position must hold the last word. ``return_attention=True`` also returns each layer's attention
-    weights ``(B, H, N + T, N + T)``: the last row, first N columns, is where the answer looked in the picture.
+    weights ``(B, H, N + T, N + T)``: the last row, first N columns, is where the answer looked in the
+    picture.
 
     >>> config = MultimodalConfig(vocab_size=10, n_answers=3, image_size=8, patch_size=4, max_words=5)
     >>> model = PictureQuestionModel(config)
-    >>> logits, attention = model(torch.rand(2, 3, 8, 8), torch.ones(2, 5, dtype=torch.long), return_attention=True)
+    >>> images, words = torch.rand(2, 3, 8, 8), torch.ones(2, 5, dtype=torch.long)
+    >>> logits, attention = model(images, words, return_attention=True)
     >>> tuple(logits.shape), tuple(attention[-1].shape)       # 4 patches + 5 words = 9 tokens
     ((2, 3), (2, 4, 9, 9))
     """
@@ -212,7 +214,8 @@ class PictureQuestionModel(nn.Module):
         self.config = config
         block_config = GPTConfig(vocab_size=config.vocab_size, block_size=config.n_patches + config.max_words,
                                  d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers)
-        self.patch_embed = PatchEmbedding(config.image_size, config.patch_size, config.channels, config.d_model)
+        self.patch_embed = PatchEmbedding(config.image_size, config.patch_size, config.channels,
+                                          config.d_model)
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.word_pos_emb = nn.Embedding(config.max_words, config.d_model)
         self.blocks = nn.ModuleList(Block(block_config) for _ in range(config.n_layers))
@@ -220,7 +223,8 @@ class PictureQuestionModel(nn.Module):
         self.head = nn.Linear(config.d_model, config.n_answers)
         _init_like_gpt2(self, [layer for b in self.blocks for layer in (b.attn.out_proj, b.mlp[2])])
 
-    def forward(self, images: torch.Tensor | tuple[torch.Tensor, torch.Tensor], words: torch.Tensor | None = None,
+    def forward(self, images: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+                words: torch.Tensor | None = None,
                 return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """``images (B, C, H, W)`` and ``words (B, T)`` -> answer logits ``(B, n_answers)``. The pair may also
         come as one argument ``(images, words)``, as ``utils.training.train`` passes a batch's inputs."""
@@ -394,7 +398,8 @@ def save_picture_question_model(trained: PictureQA, path: str | Path = VQA_CHECK
     return path
 
 
-def picture_question_model(device: torch.device | str = "cpu", path: str | Path = VQA_CHECKPOINT) -> PictureQA:
+def picture_question_model(device: torch.device | str = "cpu",
+                           path: str | Path = VQA_CHECKPOINT) -> PictureQA:
     """The Q33 model, loaded from the checkpoint the course ships (see ``train_picture_question_model``)."""
     path = Path(path)
     if not path.exists():
@@ -456,8 +461,8 @@ class ContrastiveImageText(nn.Module):
         for name, value in (("vocab_size", vocab_size), ("image_size", image_size), ("channels", channels),
                             ("hidden", hidden), ("embed_dim", embed_dim)):
             check_positive_int(name, value)
-        self.image_encoder = nn.Sequential(nn.Flatten(), nn.Linear(channels * image_size**2, hidden), nn.GELU(),
-                                           nn.Linear(hidden, embed_dim))
+        self.image_encoder = nn.Sequential(nn.Flatten(), nn.Linear(channels * image_size**2, hidden),
+                                           nn.GELU(), nn.Linear(hidden, embed_dim))
         self.text_encoder = BagOfWordsText(vocab_size, hidden, embed_dim, pad_id)
         self.log_temperature = nn.Parameter(torch.tensor(-2.3026))  # CLIP starts at 0.07; we at 0.1
 
