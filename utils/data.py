@@ -1012,12 +1012,13 @@ class PictureQuestion:
 
 def ask(objects: Sequence[ShapeObject], target: int, kind: str) -> PictureQuestion:
     """The question of ``kind`` about ``objects[target]``: its colour (named by its shape), its shape (named
-    by its colour) or its column (named by its shape).
+    by its colour) or its column (named by its shape). The word that names the object comes last, so a
+    model that answers at the last token reads it there.
 
     >>> scene = (ShapeObject("circle", "red", 1, 2), ShapeObject("square", "blue", 0, 0))
     >>> q = ask(scene, 0, "colour")
     >>> q.question, q.answer, ask(scene, 1, "shape").question, ask(scene, 0, "position").answer
-    ('what colour is the circle ?', 'red', 'what shape is the blue one ?', 'right')
+    ('what colour is the circle', 'red', 'which shape is blue', 'right')
     """
     if kind not in QUESTION_KINDS:
         raise ValueError(f"kind must be one of {QUESTION_KINDS}, got {kind!r}")
@@ -1040,7 +1041,7 @@ def picture_questions(n: int, seed: int = 0, kinds: Sequence[str] = QUESTION_KIN
     ``kinds``, the object asked about uniformly from the scene's.
 
     >>> [q.question for q in picture_questions(2, seed=1)]
-    ['what shape is the red one ?', 'what colour is the square ?']
+    ['which shape is red', 'what colour is the square']
     """
     check_positive_int("n", n)
     kinds = tuple(kinds)
