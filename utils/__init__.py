@@ -9,6 +9,7 @@ One module per concept family (not per lecture), because lectures revisit ideas:
 - ``models``        a tiny decoder-only transformer with a typed config
 - ``training``      one training loop with a progress bar that returns its history
 - ``lora``          LoRA, NF4 quantization, QLoRA, parameter and memory accounting
+- ``autograd``      a scalar autograd engine, the chain rule made visible
 - ``plotting``      figures; every function takes ``ax=`` and returns it
 - ``widgets``       thin ipywidgets wrappers over tested compute functions
 - ``checks``        the exercise checker used by the "Your turn" cells

@@ -60,6 +60,9 @@ __all__ = [
     "chunked_attention",
     "sliding_window_attention",
     "peak_memory_bytes",
+    # Lecture 7
+    "attention_steps",
+    "score_saturation",
 ]
 
 
@@ -868,3 +871,50 @@ def peak_memory_bytes(fn, *args, **kwargs) -> int:
             result = fn(*args, **kwargs)
         del result
         return int(counter.peak)
+
+
+# --- Lecture 7: the attention formula step by step, and why it divides by √d_k (Q32) ----------------------
+
+def attention_steps(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Every intermediate of ``softmax(Q Kᵀ / √d_k) V``, for drawing: ``scores = Q Kᵀ`` ``(..., Tq, Tk)``,
+    ``scaled = scores / √d_k``, ``weights = softmax(scaled)`` (masked keys get weight 0) and ``output =
+    weights V`` ``(..., Tq, dv)``. ``output`` and ``weights`` are those of ``scaled_dot_product_attention``.
+
+    >>> steps = attention_steps(torch.ones(1, 4), torch.ones(2, 4), torch.eye(2))
+    >>> steps["scores"].tolist(), steps["scaled"].tolist(), steps["output"].tolist()   # 4 / √4 = 2
+    ([[4.0, 4.0]], [[2.0, 2.0]], [[0.5, 0.5]])
+    """
+    output, weights = scaled_dot_product_attention(q, k, v, mask)  # checks the arguments
+    scores = q @ k.transpose(-2, -1)  # (..., Tq, d) @ (..., d, Tk) -> (..., Tq, Tk)
+    return {"scores": scores, "scaled": scores / math.sqrt(q.shape[-1]), "weights": weights, "output": output}
+
+
+def score_saturation(d_k: int, n_keys: int = 16, n_samples: int = 2000, scaled: bool = True,
+                     generator: torch.Generator | None = None) -> dict[str, float]:
+    """What happens to one query's attention over ``n_keys`` keys when ``q`` and the keys have independent
+    standard-normal entries in ``d_k`` dimensions, averaged over ``n_samples`` draws:
+
+    - ``score_variance``: the variance of a score ``q · k`` (divided by √d_k when ``scaled``). Unscaled it
+      is ``d_k``: a sum of ``d_k`` independent products of variance 1; scaled it is 1, whatever ``d_k``;
+    - ``max_weight``: the mean largest softmax weight, from ``1 / n_keys`` (uniform) to 1 (one-hot);
+    - ``jacobian_norm``: the mean Frobenius norm of the softmax's Jacobian ``diag(s) − s sᵀ``, the factor
+      every gradient flowing back through the softmax is multiplied by; it tends to 0 as ``s`` saturates.
+
+    >>> stats = score_saturation(64, scaled=False, generator=torch.Generator().manual_seed(0))
+    >>> 50 < stats["score_variance"] < 80, stats["max_weight"] > 0.8
+    (True, True)
+    """
+    for name, value in (("d_k", d_k), ("n_keys", n_keys), ("n_samples", n_samples)):
+        check_positive_int(name, value)
+    if not isinstance(scaled, bool):
+        raise TypeError(f"scaled must be a bool, got {type(scaled).__name__}")
+    q = torch.randn(n_samples, 1, d_k, generator=generator, dtype=torch.float64)  # (S, 1, d_k)
+    k = torch.randn(n_samples, n_keys, d_k, generator=generator, dtype=torch.float64)  # (S, n, d_k)
+    scores = (q @ k.transpose(1, 2))[:, 0]  # (S, n)
+    if scaled:
+        scores = scores / math.sqrt(d_k)
+    s = torch.softmax(scores, dim=-1)  # (S, n)
+    jacobians = torch.diag_embed(s) - s[:, :, None] * s[:, None, :]  # (S, n, n): diag(s) - s sᵀ per sample
+    return {"score_variance": scores.var().item(), "max_weight": s.max(dim=-1).values.mean().item(),
+            "jacobian_norm": torch.linalg.matrix_norm(jacobians).mean().item()}

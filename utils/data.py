@@ -104,6 +104,11 @@ __all__ = [
     "role_vocabulary",
 
 
+    # Lecture 7
+    "two_moons", "SHAPE_NAMES", "COLOUR_NAMES", "COLOUR_RGB", "COLUMN_NAMES", "BACKGROUND_RGB", "GRID_SIZE",
+    "CELL_SIZE", "QUESTION_KINDS", "ShapeObject", "shape_mask", "render_scene", "random_scene",
+    "random_scenes", "PictureQuestion", "ask", "picture_questions", "picture_answers", "picture_vocabulary",
+    "scene_caption",
     # Lecture 8
     "KB_PEOPLE", "KB_CITIES", "KB_COUNTRIES", "KB_COMPANIES", "KB_JOBS", "KB_RELATIONS",
     "KB_PASSAGE_TEMPLATES", "KB_QUESTION_TEMPLATES", "knowledge_world", "fact_passage", "fact_question",
@@ -852,6 +857,239 @@ def role_vocabulary() -> list[str]:
     (16, ['big', 'boy', 'cat'])
     """
     return sorted({"the", *ROLE_ADJECTIVES, *ROLE_VERBS, *AGENTS})
+
+
+# --- Lecture 7: two moons (Q31) and pictures of coloured shapes with questions about them (Q33-Q35) ------
+# The pictures are a 3 x 3 grid of cells, CELL_SIZE pixels square; an object is one of SHAPE_NAMES drawn in
+# one of COLOUR_NAMES inside one cell (moved by up to one pixel when jitter is on). A cell is exactly one
+# patch of a Vision Transformer with patch size CELL_SIZE, so "which patch holds the circle?" has an answer
+# to check the model's attention against. Questions ask for the colour of a shape, the shape of a colour or
+# the column of a shape; every scene's objects have different shapes and colours, so each has one answer.
+
+def two_moons(n: int, noise: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` points of two interleaved half circles (scikit-learn's ``make_moons``, centred and scaled to
+    about ``[-1, 1]``) with Gaussian ``noise``: ``(points (n, 2) float64, labels (n,) long in {0, 1})``,
+    labels alternating 0, 1, 0, ... No straight line separates the classes.
+
+    >>> points, labels = two_moons(4, noise=0.0)
+    >>> tuple(points.shape), labels.tolist()
+    ((4, 2), [0, 1, 0, 1])
+    """
+    check_positive_int("n", n)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
+        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    rng = random.Random(seed)
+    points, labels = [], []
+    for i in range(n):
+        label, t = i % 2, rng.uniform(0.0, math.pi)
+        x, y = (math.cos(t), math.sin(t)) if label == 0 else (1.0 - math.cos(t), 0.5 - math.sin(t))
+        x, y = x + rng.gauss(0.0, noise), y + rng.gauss(0.0, noise)
+        points.append(((x - 0.5) / 1.0, (y - 0.25) / 0.7))  # centre the pair of moons, scale to about [-1, 1]
+        labels.append(label)
+    return torch.tensor(points, dtype=torch.float64), torch.tensor(labels)
+
+
+SHAPE_NAMES: tuple[str, ...] = ("square", "circle", "triangle", "cross")
+COLOUR_NAMES: tuple[str, ...] = ("red", "green", "blue", "yellow")
+COLOUR_RGB: dict[str, tuple[float, float, float]] = {
+    "red": (0.85, 0.1, 0.1), "green": (0.1, 0.6, 0.15), "blue": (0.15, 0.3, 0.9), "yellow": (0.95, 0.8, 0.05)}
+COLUMN_NAMES: tuple[str, ...] = ("left", "middle", "right")
+BACKGROUND_RGB: tuple[float, float, float] = (0.96, 0.96, 0.96)
+GRID_SIZE, CELL_SIZE = 3, 8
+QUESTION_KINDS: tuple[str, ...] = ("colour", "shape", "position")
+
+
+@dataclass(frozen=True)
+class ShapeObject:
+    """One object of a picture: a ``shape`` of ``SHAPE_NAMES`` in a ``colour`` of ``COLOUR_NAMES``, in the
+    cell at ``row``, ``column`` of the grid (0, 0 = top left), moved ``offset = (down, right)`` pixels (0 or
+    1)."""
+
+    shape: str
+    colour: str
+    row: int
+    column: int
+    offset: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPE_NAMES:
+            raise ValueError(f"shape must be one of {SHAPE_NAMES}, got {self.shape!r}")
+        if self.colour not in COLOUR_NAMES:
+            raise ValueError(f"colour must be one of {COLOUR_NAMES}, got {self.colour!r}")
+        for name in ("row", "column"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < GRID_SIZE:
+                raise ValueError(f"{name} must be an int in [0, {GRID_SIZE}), got {value!r}")
+        if self.offset not in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            raise ValueError(f"offset must be a pair of 0s and 1s, got {self.offset!r}")
+
+    @property
+    def cell(self) -> int:
+        """The index of the object's cell in row-major order: the patch token that holds it."""
+        return self.row * GRID_SIZE + self.column
+
+
+def shape_mask(shape: str, size: int = CELL_SIZE - 1) -> torch.Tensor:
+    """``BoolTensor (size, size)``: the pixels of ``shape`` drawn in a ``size`` x ``size`` box.
+
+    >>> shape_mask("cross", 5).int().tolist()[2], shape_mask("square", 5).all().item()
+    ([1, 1, 1, 1, 1], True)
+    """
+    if shape not in SHAPE_NAMES:
+        raise ValueError(f"shape must be one of {SHAPE_NAMES}, got {shape!r}")
+    check_positive_int("size", size)
+    c = torch.linspace(-1.0, 1.0, size)  # pixel centres across the box
+    v, u = c[:, None].expand(size, size), c[None, :].expand(size, size)  # (rows: down, columns: right)
+    if shape == "square":
+        return torch.ones(size, size, dtype=torch.bool)
+    if shape == "circle":
+        return u**2 + v**2 <= 1.15
+    if shape == "triangle":  # apex at the top, base along the bottom row
+        return u.abs() <= (v + 1.0) / 2.0 + 1e-6
+    return (u.abs() <= 0.34) | (v.abs() <= 0.34)  # a plus sign
+
+
+def render_scene(objects: Sequence[ShapeObject], cell: int = CELL_SIZE) -> torch.Tensor:
+    """The picture of ``objects`` on a light background: ``(3, GRID_SIZE · cell, GRID_SIZE · cell)``,
+    values in ``[0, 1]``. Each shape fills a ``(cell - 1)``-pixel box at its cell's top left corner plus
+    its offset, so it never leaves its cell.
+
+    >>> image = render_scene([ShapeObject("square", "red", 0, 0)])
+    >>> red = torch.tensor(COLOUR_RGB["red"])
+    >>> tuple(image.shape), torch.allclose(image[:, 0, 0], red), image[0, -1, -1].item()
+    ((3, 24, 24), True, 0.9599999785423279)
+    """
+    check_positive_int("cell", cell)
+    if cell < 2:
+        raise ValueError(f"cell must be >= 2 pixels, got {cell}")
+    side = GRID_SIZE * cell
+    image = torch.tensor(BACKGROUND_RGB)[:, None, None].repeat(1, side, side)  # (3, H, W)
+    for obj in objects:
+        if not isinstance(obj, ShapeObject):
+            raise TypeError(f"objects must be ShapeObjects, got {type(obj).__name__}")
+        top, left = obj.row * cell + obj.offset[0], obj.column * cell + obj.offset[1]
+        mask = shape_mask(obj.shape, cell - 1)
+        region = image[:, top : top + cell - 1, left : left + cell - 1]  # a view: writing draws
+        region[:, mask] = torch.tensor(COLOUR_RGB[obj.colour])[:, None]
+    return image
+
+
+def random_scene(rng: random.Random, n_objects: int = 2, jitter: bool = True) -> tuple[ShapeObject, ...]:
+    """``n_objects`` objects with different shapes, colours and cells, drawn by ``rng``."""
+    if not 1 <= n_objects <= min(len(SHAPE_NAMES), len(COLOUR_NAMES)):
+        raise ValueError(f"n_objects must be between 1 and {len(SHAPE_NAMES)}, got {n_objects}")
+    shapes = rng.sample(SHAPE_NAMES, n_objects)
+    colours = rng.sample(COLOUR_NAMES, n_objects)
+    cells = rng.sample(range(GRID_SIZE * GRID_SIZE), n_objects)
+    offsets = [(rng.randrange(2), rng.randrange(2)) if jitter else (0, 0) for _ in range(n_objects)]
+    return tuple(ShapeObject(s, c, cell // GRID_SIZE, cell % GRID_SIZE, o)
+                 for s, c, cell, o in zip(shapes, colours, cells, offsets, strict=True))
+
+
+def random_scenes(n: int, n_objects: int = 2, seed: int = 0,
+                  jitter: bool = True) -> list[tuple[ShapeObject, ...]]:
+    """``n`` random scenes of ``random_scene`` (seeded).
+
+    >>> [(o.shape, o.colour) for o in random_scenes(1, n_objects=2, seed=0)[0]]
+    [('cross', 'red'), ('circle', 'green')]
+    """
+    check_positive_int("n", n)
+    rng = random.Random(seed)
+    return [random_scene(rng, n_objects, jitter) for _ in range(n)]
+
+
+@dataclass(frozen=True)
+class PictureQuestion:
+    """A question about a scene, its one-word ``answer``, its ``kind`` (``QUESTION_KINDS``) and ``target``:
+    the index in ``objects`` of the object it asks about."""
+
+    objects: tuple[ShapeObject, ...]
+    question: str
+    answer: str
+    kind: str
+    target: int
+
+
+def ask(objects: Sequence[ShapeObject], target: int, kind: str) -> PictureQuestion:
+    """The question of ``kind`` about ``objects[target]``: its colour (named by its shape), its shape (named
+    by its colour) or its column (named by its shape). The word that names the object comes last, so a
+    model that answers at the last token reads it there.
+
+    >>> scene = (ShapeObject("circle", "red", 1, 2), ShapeObject("square", "blue", 0, 0))
+    >>> q = ask(scene, 0, "colour")
+    >>> q.question, q.answer, ask(scene, 1, "shape").question, ask(scene, 0, "position").answer
+    ('what colour is the circle', 'red', 'which shape is blue', 'right')
+    """
+    if kind not in QUESTION_KINDS:
+        raise ValueError(f"kind must be one of {QUESTION_KINDS}, got {kind!r}")
+    objects = tuple(objects)
+    if not 0 <= target < len(objects):
+        raise ValueError(f"target must index objects (0 to {len(objects) - 1}), got {target}")
+    obj = objects[target]
+    if kind == "colour":
+        question, answer = f"what colour is the {obj.shape}", obj.colour
+    elif kind == "shape":
+        question, answer = f"which shape is {obj.colour}", obj.shape
+    else:
+        question, answer = f"where is the {obj.shape}", COLUMN_NAMES[obj.column]
+    return PictureQuestion(objects, question, answer, kind, target)
+
+
+def picture_questions(n: int, seed: int = 0, kinds: Sequence[str] = QUESTION_KINDS, n_objects: int = 2,
+                      jitter: bool = True) -> list[PictureQuestion]:
+    """``n`` questions, each about a new random scene (``n_objects`` objects): the kind drawn uniformly from
+    ``kinds``, the object asked about uniformly from the scene's.
+
+    >>> [q.question for q in picture_questions(2, seed=1)]
+    ['which shape is red', 'what colour is the square']
+    """
+    check_positive_int("n", n)
+    kinds = tuple(kinds)
+    if not kinds or any(k not in QUESTION_KINDS for k in kinds):
+        raise ValueError(f"kinds must be a non-empty selection of {QUESTION_KINDS}, got {kinds!r}")
+    rng = random.Random(seed)
+    questions = []
+    for _ in range(n):
+        objects = random_scene(rng, n_objects, jitter)
+        questions.append(ask(objects, rng.randrange(n_objects), rng.choice(kinds)))
+    return questions
+
+
+def picture_answers() -> list[str]:
+    """Every possible answer, one word each: the colours, the shapes, the columns.
+
+    >>> len(picture_answers())
+    11
+    """
+    return [*COLOUR_NAMES, *SHAPE_NAMES, *COLUMN_NAMES]
+
+
+def picture_vocabulary() -> list[str]:
+    """The words of the questions and of the captions (``scene_caption``), sorted.
+
+    >>> "colour" in picture_vocabulary(), "circle" in picture_vocabulary()
+    (True, True)
+    """
+    words = {"what", "which", "colour", "is", "the", "shape", "where", "a", "on", "in", "and",
+             *picture_answers()}
+    return sorted(words)
+
+
+def scene_caption(objects: Sequence[ShapeObject]) -> str:
+    """A caption naming each object's colour, shape and column, e.g. ``"a red circle on the right"``; two
+    objects are joined by ``"and"``.
+
+    >>> scene_caption([ShapeObject("circle", "red", 1, 2), ShapeObject("cross", "blue", 0, 1)])
+    'a red circle on the right and a blue cross in the middle'
+    """
+    parts = []
+    for obj in objects:
+        column = COLUMN_NAMES[obj.column]
+        where = "in the middle" if column == "middle" else f"on the {column}"
+        parts.append(f"a {obj.colour} {obj.shape} {where}")
+    if not parts:
+        raise ValueError("objects must hold at least one ShapeObject")
+    return " and ".join(parts)
 
 
 # --- Lecture 8: a made-up world of facts (Q36, Q40), chains of operations (Q38), dialects (Q39) -----------

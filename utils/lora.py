@@ -36,7 +36,7 @@ from ._validation import check_positive_int
 
 __all__ = [
     # LoRA
-    "LoRALinear", "lora_linear", "add_lora", "merge_lora", "count_parameters", "every_linear",
+    "LoRALinear", "lora_linear", "add_lora", "merge_lora", "remove_lora", "count_parameters", "every_linear",
     "lora_parameter_count", "model_lora_parameter_count", "lora_rank_summary", "max_lora_rank",
     # NF4 and friends
     "NF4_LEVELS", "NF4_OFFSET", "UNIFORM4_LEVELS", "nf4_levels_from_quantiles",
@@ -258,6 +258,39 @@ def merge_lora(model: nn.Module) -> nn.Module:
     for name in names:
         _replace(merged, name, merged.get_submodule(name).merge())
     return merged
+
+
+def remove_lora(model: nn.Module) -> nn.Module:
+    """Undo ``add_lora``: put every ``LoRALinear``'s base layer back in its place, **unmerged**, in place;
+    returns ``model`` (or, when ``model`` itself is a ``LoRALinear``, its base layer).
+
+    The base layers are the very objects ``add_lora`` wrapped and LoRA training never changes them, so the
+    model computes exactly what it computed before ``add_lora``, bit for bit, whatever the adapters learned
+    (compare ``merge_lora``, which folds the adapters in). This is why a LoRA adapter cannot make the base
+    model forget: the knowledge it had is still there, one call away. Parameters stay frozen as
+    ``add_lora`` left them (``model.requires_grad_(True)`` makes them trainable again). ``QLoRALinear``
+    layers are not touched (their base is stored in 4 bits, so it is no longer the original). A model
+    without any ``LoRALinear`` is a ``ValueError``.
+
+    >>> net = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1))
+    >>> x = torch.randn(2, 3)
+    >>> before = net(x)
+    >>> net = add_lora(net, r=1, alpha=1)
+    >>> with torch.no_grad():
+    ...     _ = net[2].lora_B.fill_(1.0)                    # pretend the adapter learned something
+    >>> torch.equal(net(x), before), torch.equal(remove_lora(net)(x), before)
+    (False, True)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if isinstance(model, LoRALinear):
+        return model.base
+    names = [name for name, m in model.named_modules() if isinstance(m, LoRALinear)]
+    if not names:
+        raise ValueError("model holds no LoRALinear to remove (add_lora puts them in)")
+    for name in names:  # outer names first; a LoRALinear never holds another, so any order works
+        _replace(model, name, model.get_submodule(name).base)
+    return model
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

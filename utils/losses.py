@@ -42,6 +42,7 @@ __all__ = [
 
 
     "perplexity",
+    "contrastive_loss",
 ]
 
 IGNORE_INDEX = -100  # PyTorch's default ignore_index: a label that does not count in the loss
@@ -462,3 +463,46 @@ def perplexity(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = 
     2.0
     """
     return math.exp(cross_entropy(logits, targets, ignore_index=ignore_index).item())
+
+
+# --- Lecture 7: CLIP's contrastive loss -----------------------------------------------------------------
+
+def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor,
+                     temperature: float | torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric contrastive loss (Radford et al. 2021, "Learning Transferable Visual Models From
+    Natural Language Supervision", Figure 3): in a batch of ``N`` matching (image, text) pairs, each image
+    should pick its own text among the ``N`` texts, and each text its own image.
+
+    Both feature sets ``(N, D)`` are L2-normalised, ``logits = img @ txtᵀ / temperature`` ``(N, N)`` (cosine
+    similarities, sharpened), and the loss is the mean of ``CE(logits, arange(N))`` (images choose texts)
+    and ``CE(logitsᵀ, arange(N))`` (texts choose images). ``temperature > 0`` is a float or a 0-d tensor
+    (CLIP learns it: pass ``log_temperature.exp()``). A uniform guess scores ``log N``.
+
+    >>> same = torch.eye(3)
+    >>> round(contrastive_loss(same, same, temperature=1.0).item(), 4)   # -log(e / (e + 2)) both ways
+    0.5514
+    >>> round(contrastive_loss(torch.ones(4, 2), torch.ones(4, 2), 0.5).item(), 4)   # all alike: log 4
+    1.3863
+    """
+    _check_float_tensor("image_features", image_features)
+    _check_float_tensor("text_features", text_features)
+    shape = image_features.shape
+    if image_features.dim() != 2 or shape != text_features.shape or shape[0] < 1:
+        raise ValueError(f"image_features and text_features must both have shape (N, D) with N >= 1, got "
+                         f"{tuple(image_features.shape)} and {tuple(text_features.shape)}")
+    if isinstance(temperature, torch.Tensor):
+        if temperature.numel() != 1:
+            raise ValueError(f"temperature must be one number, got a tensor of shape "
+                             f"{tuple(temperature.shape)}")
+        positive = bool(temperature.detach() > 0)
+    else:
+        _check_number("temperature", temperature)
+        positive = temperature > 0
+    if not positive:
+        raise ValueError(f"temperature must be > 0, got {float(temperature)}")
+    img = torch.nn.functional.normalize(image_features, dim=-1)  # (N, D), unit rows
+    txt = torch.nn.functional.normalize(text_features, dim=-1)  # (N, D)
+    logits = img @ txt.T / temperature  # (N, N): row i = image i against every text
+    labels = torch.arange(len(logits), device=logits.device)  # the matching pairs sit on the diagonal
+    return (torch.nn.functional.cross_entropy(logits, labels)
+            + torch.nn.functional.cross_entropy(logits.T, labels)) / 2
