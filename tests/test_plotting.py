@@ -81,11 +81,21 @@ def test_row_norm_bars_marks_the_zero_rows():
 
 
 def test_distributions_on_grid_and_layer_norms_plot():
-    from utils.plotting import distributions_on_grid, layer_norms_plot
+    from utils.plotting import distributions_on_grid, layer_norms_plot, legend_overlaps
 
     _, ax = plt.subplots()
     distributions_on_grid([0.0, 1.0], {"p": [0.5, 0.5], "q": [0.9, 0.1]}, ax=ax, filled="p")
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [0.9, 0.1])
+    # Lecture 6's picture: two peaks, a wide fit over both and a narrow fit on each; curves everywhere,
+    # so wherever "best" puts a legend inside the axes it hides one of them (it did, over the peaks)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    xs = np.linspace(-6, 6, 121)
+    bump = {centre: np.exp(-0.5 * ((xs - centre) / 0.6) ** 2) for centre in (-2.5, 2.5)}
+    curves = {"target p": (bump[-2.5] + bump[2.5]) / 2,
+              "forward KL(p||q)": np.exp(-0.5 * (xs / 2.6) ** 2) / 4,
+              "reverse KL(q||p), from +0.5": bump[-2.5], "reverse KL(q||p), from -0.5": bump[2.5]}
+    distributions_on_grid(xs, curves, ax=ax, filled="target p")
+    assert legend_overlaps(fig) == []
     with pytest.raises(ValueError, match="filled"):
         distributions_on_grid([0.0], {"p": [1.0]}, filled="q")
     with pytest.raises(ValueError, match="one value per grid point"):

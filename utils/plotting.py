@@ -290,7 +290,8 @@ def row_norm_bars(norms, labels: Sequence[str], ax: Axes | None = None, title: s
 def distributions_on_grid(grid, curves: dict, ax: Axes | None = None, filled: str | None = None,
                           title: str | None = None) -> Axes:
     """Probability distributions on a common ``grid`` (``curves``: label -> probabilities), as lines;
-    the curve named ``filled`` (e.g. the target) is drawn as a grey area behind the others.
+    the curve named ``filled`` (e.g. the target) is drawn as a grey area behind the others. The legend
+    sits beside the axes: the curves may fill the whole plot, wherever their peaks are.
 
     >>> ax = distributions_on_grid([0, 1, 2], {"p": [0.2, 0.5, 0.3], "q": [0.3, 0.4, 0.3]}, filled="p")
     >>> [line.get_label() for line in ax.get_lines()], len(ax.collections)
@@ -309,7 +310,7 @@ def distributions_on_grid(grid, curves: dict, ax: Axes | None = None, filled: st
         else:
             ax.plot(xs, ys, linewidth=2, label=name)
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     if title:
         ax.set_title(title)
     return ax
