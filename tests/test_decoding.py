@@ -793,8 +793,8 @@ def test_kept_set_svg_writes_readable_labels_below_the_bars():
 
     ks = kept_set(torch.randn(50, generator=torch.Generator().manual_seed(19)), top_k=10)
     svg = kept_set_svg(ks, [f"word{i}" for i in range(50)], show=30)
-    bottoms = {round(float(y) + float(h), 1) for y, h in re.findall(r'<rect x="[^"]+" y="([^"]+)" width="[^"]+" '
-                                                                   r'height="([^"]+)"', svg)}
+    rects = re.findall(r'<rect x="[^"]+" y="([^"]+)" width="[^"]+" height="([^"]+)"', svg)
+    bottoms = {round(float(y) + float(h), 1) for y, h in rects}
     assert len(bottoms) == 1  # every bar stands on the same baseline ...
     label_ys = [float(y) for y in re.findall(r'<text x="[^"]+" y="([^"]+)" dominant-baseline="hanging"', svg)]
     assert len(label_ys) == 30 and min(label_ys) > bottoms.pop()  # ... and every label hangs below it
