@@ -123,6 +123,12 @@ course-cot: $(STAMP)
 course-vqa: $(STAMP)
 	$(BIN)/python -m utils.multimodal
 
+# Re-make Lecture 3's next-sentence classifier (utils/checkpoints/nsp.pt), about 20 s of CPU. Only needed
+# when the recipe in utils/nsp.py changes; commit the result.
+.PHONY: course-nsp
+course-nsp: $(STAMP)
+	$(BIN)/python -m utils.nsp
+
 # For instructors: the answer key.
 lab-solutions: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=solutions $(ROOT_FLAG) $(LAB_ARGS)

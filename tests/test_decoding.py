@@ -761,6 +761,7 @@ def test_top_k_top_p_explorer_shows_the_kept_set_and_samples():
     out = box.children[1]
     kept_bars = lambda: out.value.count('fill="#4c72b0"')
     assert (k.value, k.max, p.value, t.value) == (8, 8, 1.0, 1.0)
+    assert all(c.style.description_width == "initial" for c in (k, p, t))  # "temperature" is not cut short
     assert kept_bars() == 8 and "kept <b>8</b> of 8 tokens, 100.0 %" in out.value
     k.value = 3
     ks = kept_set(torch.log(table[S]), top_k=3)
@@ -785,3 +786,18 @@ def test_kept_set_svg_draws_show_bars_with_tooltips():
     assert "&lt;w0&gt;" in svg and "<w0>" not in svg
     with pytest.raises(ValueError, match="show"):
         kept_set_svg(ks, show=0)
+
+
+def test_kept_set_svg_writes_readable_labels_below_the_bars():
+    import re
+
+    from utils.widgets import kept_set_svg
+
+    ks = kept_set(torch.randn(50, generator=torch.Generator().manual_seed(19)), top_k=10)
+    svg = kept_set_svg(ks, [f"word{i}" for i in range(50)], show=30)
+    rects = re.findall(r'<rect x="[^"]+" y="([^"]+)" width="[^"]+" height="([^"]+)"', svg)
+    bottoms = {round(float(y) + float(h), 1) for y, h in rects}
+    assert len(bottoms) == 1  # every bar stands on the same baseline ...
+    label_ys = [float(y) for y in re.findall(r'<text x="[^"]+" y="([^"]+)" dominant-baseline="hanging"', svg)]
+    assert len(label_ys) == 30 and min(label_ys) > bottoms.pop()  # ... and every label hangs below it
+    assert "font-size:11px" in svg  # not the 9 px that was too small to read

@@ -393,9 +393,12 @@ def _seeded_generator(seed: int):
     return torch.Generator().manual_seed(seed)
 
 
-def kept_set_svg(ks, labels=None, show: int = 30, width: int = 620, height: int = 170) -> str:
+def kept_set_svg(ks, labels=None, show: int = 30, width: int = 620, height: int = 220) -> str:
     """An SVG bar chart of a sorted next-token distribution (``utils.decoding.KeptSet``): the first
     ``show`` tokens, kept ones blue, filtered ones grey, each bar with a tooltip (token, probability).
+
+    The token labels are written at 11 px, slanted, in a band of their own below the bars (they start
+    below the bars' baseline, so a label never covers a bar).
 
     >>> import torch
     >>> from utils.decoding import kept_set
@@ -409,20 +412,25 @@ def kept_set_svg(ks, labels=None, show: int = 30, width: int = 620, height: int 
     labels = [str(int(i)) for i in ks.order[:n]] if labels is None else list(labels)[:n]
     top = max(float(ks.probs[0]), 1e-12)
     bar_w = (width - 40) / n
-    plot_h = height - 50
+    label_band = 70  # room for slanted words of up to about 10 letters
+    plot_h = height - 20 - label_band
+    baseline = 15 + plot_h  # the bars' common bottom
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'style="font-family:sans-serif;font-size:9px">',
-             f'<text x="2" y="10">p (max {top:.3f})</text>']
+             f'style="font-family:sans-serif;font-size:11px">',
+             f'<text x="2" y="11">p (max {top:.3f})</text>',
+             f'<line x1="28" y1="{baseline:.1f}" x2="{width - 8}" y2="{baseline:.1f}" stroke="#888"/>']
     for i in range(n):
         p = float(ks.probs[i])
         h = plot_h * p / top
         x = 30 + i * bar_w
         colour = "#4c72b0" if bool(ks.kept[i]) else "#cccccc"
         label = html.escape(labels[i])
-        parts.append(f'<rect x="{x:.1f}" y="{15 + plot_h - h:.1f}" width="{0.8 * bar_w:.1f}" '
+        parts.append(f'<rect x="{x:.1f}" y="{baseline - h:.1f}" width="{0.8 * bar_w:.1f}" '
                      f'height="{h:.1f}" fill="{colour}"><title>{label}: {p:.4f}</title></rect>')
-        parts.append(f'<text transform="translate({x + 0.5 * bar_w:.1f},{height - 33}) rotate(60)">'
-                     f'{label}</text>')
+        # anchored 6 px below the baseline at the bar's centre, slanted down to the right
+        lx, ly = x + 0.4 * bar_w, baseline + 6
+        parts.append(f'<text x="{lx:.1f}" y="{ly:.1f}" dominant-baseline="hanging" '
+                     f'transform="rotate(55 {lx:.1f} {ly:.1f})">{label}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -442,11 +450,12 @@ def top_k_top_p_explorer(model, input_ids, decode, token_label=None, max_new_tok
 
     logits = next_token_logits(model, input_ids)
     V = len(logits)
-    k = widgets.IntSlider(value=V, min=1, max=V, description="top_k", continuous_update=False)
+    style = {"description_width": "initial"}  # the label's own width: "temperature" is never cut short
+    k = widgets.IntSlider(value=V, min=1, max=V, description="top_k", continuous_update=False, style=style)
     p = widgets.FloatSlider(value=1.0, min=0.01, max=1.0, step=0.01, description="top_p",
-                            continuous_update=False)
+                            continuous_update=False, style=style)
     t = widgets.FloatSlider(value=1.0, min=0.1, max=3.0, step=0.05, description="temperature",
-                            continuous_update=False)
+                            continuous_update=False, style=style)
     out = widgets.HTML()
 
     def update(change=None) -> None:
