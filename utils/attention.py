@@ -30,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ._validation import check_positive_int
+from .sizing import kv_cache_bytes  # its home since Lecture 10; imported back for Lecture 1
 
 __all__ = [
     "softmax",
@@ -349,24 +350,6 @@ def attention_cost(
         else:
             n_bytes = 2 * n_heads * seq_len * seq_len * q.element_size()
     return {"seconds": min(times), "bytes": int(n_bytes)}
-
-
-def kv_cache_bytes(
-    n_layers: int, n_kv_heads: int, head_dim: int, seq_len: int, batch: int = 1, bytes_per_value: int = 2
-) -> int:
-    """Bytes of the key/value cache a decoder keeps while generating: for every layer, a key and a value
-    vector of every kv head for every token seen so far. It grows linearly with the window.
-
-    ``2 * n_layers * n_kv_heads * head_dim * seq_len * batch * bytes_per_value`` (the 2 = keys and values).
-
-    >>> kv_cache_bytes(32, 32, 128, 4096) == 2 * 2**30   # Llama 2 7B, 4096 tokens, fp16: 2 GiB
-    True
-    """
-    args = {"n_layers": n_layers, "n_kv_heads": n_kv_heads, "head_dim": head_dim, "seq_len": seq_len,
-            "batch": batch, "bytes_per_value": bytes_per_value}
-    for name, value in args.items():
-        check_positive_int(name, value)
-    return 2 * n_layers * n_kv_heads * head_dim * seq_len * batch * bytes_per_value
 
 
 def attention_scores_bytes(n_heads: int, seq_len: int, batch: int = 1, bytes_per_value: int = 2) -> int:
