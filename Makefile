@@ -26,7 +26,7 @@ PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadscope
 FORCE ?=
 LAB_ARGS ?=
 
-.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm course-cot robustness \
+.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm course-cot course-sweep robustness \
 	slides browser-test clean
 
 lab: $(STAMP)
@@ -117,6 +117,11 @@ browser-test: $(BROWSER_STAMP) slides
 # CPU. Only needed when the recipe in utils/chain_of_thought.py changes; commit the result.
 course-cot: $(STAMP)
 	$(BIN)/python -m utils.chain_of_thought
+
+# Re-make Lecture 10's hyperparameter sweep (utils/checkpoints/hyperparameter_sweep.json), 81 short trainings,
+# a few minutes of CPU on one thread. Only needed when the recipe in utils/hyperparameters.py changes; commit it.
+course-sweep: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m utils.hyperparameters
 
 # For instructors: the answer key.
 lab-solutions: $(STAMP)

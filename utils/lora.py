@@ -41,7 +41,7 @@ __all__ = [
     "NF4_LEVELS", "NF4_OFFSET", "UNIFORM4_LEVELS", "nf4_levels_from_quantiles",
     "quantize_nf4", "dequantize_nf4", "quantize_int4_uniform", "dequantize_int4_uniform",
     "pack_nibbles", "unpack_nibbles", "double_quantize_absmax", "dequantize_absmax",
-    "bits_per_parameter", "nf4_storage_bytes",
+    "bits_per_parameter", "nf4_storage_bytes", "quantize_int8", "dequantize_int8", "int8_copy",
     # QLoRA
     "QLoRALinear", "add_qlora",
     # memory accounting
@@ -453,6 +453,40 @@ def dequantize_int4_uniform(codes: torch.Tensor, absmax: torch.Tensor, shape: tu
                             blocksize: int = 64, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Invert ``quantize_int4_uniform`` up to rounding."""
     return _dequantize_blockwise(codes, absmax, shape, UNIFORM4_LEVELS, blocksize, dtype)
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise absmax int8 (the "vector-wise" quantization of LLM.int8, Dettmers et al. 2022, without its
+    outlier handling): each row of ``weight (out, in)`` is divided by its largest absolute value, scaled to
+    127 and rounded. Returns ``(codes int8 (out, in), scale (out,))`` with ``weight ≈ codes · scale``.
+
+    >>> codes, scale = quantize_int8(torch.tensor([[0.5, -1.0, 0.25]]))
+    >>> codes.tolist(), round(scale.item() * 127, 6)
+    ([[64, -127, 32]], 1.0)
+    """
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not weight.is_floating_point():
+        raise ValueError("weight must be a 2-D floating-point tensor (out_features, in_features)")
+    absmax = weight.detach().abs().amax(dim=1).clamp_min(torch.finfo(weight.dtype).tiny)  # (out,)
+    scale = absmax / 127.0
+    codes = torch.round(weight.detach() / scale[:, None]).clamp(-127, 127).to(torch.int8)  # (out, in)
+    return codes, scale
+
+
+def dequantize_int8(codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``codes (out, in) · scale (out,)``: the weights ``quantize_int8`` stands for, in ``scale``'s dtype."""
+    return codes.to(scale.dtype) * scale[:, None]
+
+
+def int8_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose every ``nn.Linear`` weight is replaced by its int8 round trip
+    (``dequantize_int8(*quantize_int8(w))``): the model a server storing int8 weights would run, simulated
+    in floating point. Embeddings, norms and biases are kept."""
+    copy_ = copy.deepcopy(model)
+    with torch.no_grad():
+        for module in copy_.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.copy_(dequantize_int8(*quantize_int8(module.weight)))
+    return copy_
 
 
 def pack_nibbles(codes: torch.Tensor) -> torch.Tensor:
