@@ -26,7 +26,8 @@ def hidden_states(model: torch.nn.Module, ids: torch.Tensor) -> list[torch.Tenso
     ``(B, T, C)`` (eval mode, no gradients)."""
     states: list[torch.Tensor] = []
     handles = [model.drop.register_forward_hook(lambda m, i, out: states.append(out))]
-    handles += [block.register_forward_hook(lambda m, i, out: states.append(out[0])) for block in model.blocks]
+    handles += [block.register_forward_hook(lambda m, i, out: states.append(out[0]))  # (x, weights)
+                for block in model.blocks]
     was_training = model.training
     model.eval()
     try:
