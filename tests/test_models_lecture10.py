@@ -136,3 +136,18 @@ def _half(model: TinyGPT) -> KVCache:
     cache = KVCache(model.config.n_layers)
     model(torch.tensor([[1, 2]]), kv_cache=cache)  # batch size 1
     return cache
+
+
+def test_a_later_token_never_changes_a_decoder_output_but_changes_an_encoder_output():
+    from utils.models import TinyEncoder
+
+    config = GPTConfig(vocab_size=11, block_size=10, d_model=16, n_heads=4, n_layers=2)
+    torch.manual_seed(8)
+    decoder, encoder = TinyGPT(config).eval(), TinyEncoder(config).eval()
+    ids = torch.randint(11, (1, 10), generator=torch.Generator().manual_seed(8))
+    for t in range(9):
+        changed = ids.clone()
+        changed[0, t + 1:] = (changed[0, t + 1:] + 1) % 11  # every token after t
+        with torch.no_grad():
+            assert torch.equal(decoder(changed)[0, : t + 1], decoder(ids)[0, : t + 1])
+            assert not torch.allclose(encoder(changed)[0, : t + 1], encoder(ids)[0, : t + 1])

@@ -18,8 +18,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyBboxPatch
 
-__all__ = ["sweep_curves_plot", "heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS", "memory_breakdown_bars", "row_norm_bars",
-           "distributions_on_grid", "layer_norms_plot", "patch_grid"]
+__all__ = ["heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS", "memory_breakdown_bars", "row_norm_bars",
+           "distributions_on_grid", "layer_norms_plot", "patch_grid", "sweep_curves_plot"]
 
 # Pale, distinguishable colours for token boxes (token i gets colour i mod len).
 TOKEN_COLOURS = ("#cfe8ff", "#ffe0b3", "#d6f5d6", "#f9d0e0", "#e6dcff", "#fff3b0")
