@@ -1,6 +1,6 @@
-"""Lecture 10's deployment tools: int8 weights (utils.lora), exposure (utils.privacy) and the hidden states and
-saliency of utils.interpretability. Oracles: rounding bounds, brute-force enumeration of every candidate, a
-hand-ranked list, the model's own forward pass, and autograd through a hand-written copy of TinyGPT's forward."""
+"""Lecture 10's deployment tools: int8 weights (utils.lora), exposure (utils.privacy), hidden states and
+saliency (utils.interpretability). Oracles: rounding bounds, brute-force enumeration of every candidate, a
+hand-ranked list, the model's own forward pass, autograd through a hand-written copy of its forward."""
 
 import math
 
