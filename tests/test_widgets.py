@@ -325,7 +325,8 @@ def test_resource_calculator_follows_inference_resources():
 
     box = resource_calculator()
     size, fmt, context, batch, device, out = box.children
-    size.value, fmt.value, context.value, batch.value, device.value = "13B", "int8", 8192, 4, "H100 SXM (80 GB)"
+    size.value, fmt.value, context.value = "13B", "int8", 8192
+    batch.value, device.value = 4, "H100 SXM (80 GB)"
     r = inference_resources(LLAMA_SHAPES["13B"], 8192, 4, "int8", accelerator=ACCELERATORS["H100 SXM (80 GB)"])
     assert f"<b>{r['total'] / 1e9:.2f} GB</b>" in out.value
     assert f"{1000 * r['seconds_per_step']:.1f} ms" in out.value
