@@ -327,7 +327,8 @@ def test_resource_calculator_follows_inference_resources():
     size, fmt, context, batch, device, out = box.children
     size.value, fmt.value, context.value = "13B", "int8", 8192
     batch.value, device.value = 4, "H100 SXM (80 GB)"
-    r = inference_resources(LLAMA_SHAPES["13B"], 8192, 4, "int8", accelerator=ACCELERATORS["H100 SXM (80 GB)"])
+    h100 = ACCELERATORS["H100 SXM (80 GB)"]
+    r = inference_resources(LLAMA_SHAPES["13B"], 8192, 4, "int8", accelerator=h100)
     assert f"<b>{r['total'] / 1e9:.2f} GB</b>" in out.value
     assert f"{1000 * r['seconds_per_step']:.1f} ms" in out.value
 
