@@ -26,8 +26,8 @@ PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadscope
 FORCE ?=
 LAB_ARGS ?=
 
-.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm course-cot course-vqa robustness \
-	slides browser-test clean
+.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions robustness slides browser-test clean \
+	course-lm course-cot course-vqa course-nsp course-sweep
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=lectures $(ROOT_FLAG) $(LAB_ARGS)
@@ -125,9 +125,13 @@ course-vqa: $(STAMP)
 
 # Re-make Lecture 3's next-sentence classifier (utils/checkpoints/nsp.pt), about 20 s of CPU. Only needed
 # when the recipe in utils/nsp.py changes; commit the result.
-.PHONY: course-nsp
 course-nsp: $(STAMP)
 	$(BIN)/python -m utils.nsp
+
+# Re-make Lecture 10's hyperparameter sweep (utils/checkpoints/hyperparameter_sweep.json), 81 short trainings,
+# a few minutes of CPU on one thread. Only needed when the recipe in utils/hyperparameters.py changes; commit it.
+course-sweep: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m utils.hyperparameters
 
 # For instructors: the answer key.
 lab-solutions: $(STAMP)

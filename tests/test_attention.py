@@ -16,7 +16,6 @@ from utils.attention import (
     attention_cost,
     attention_scores_bytes,
     causal_mask,
-    kv_cache_bytes,
     scaled_dot_product_attention,
     sinusoidal_positional_encoding,
     softmax,
@@ -301,17 +300,6 @@ def test_visible_window_keeps_the_last_tokens():
         visible_window(tokens, 0)
     with pytest.raises(TypeError, match="tokens"):
         visible_window("abcd", 2)
-
-
-def test_kv_cache_of_llama_2_7b_by_hand():
-    # Llama 2 7B (Touvron et al. 2023): 32 layers, 32 heads of dimension 128, fp16 (2 bytes)
-    assert kv_cache_bytes(32, 32, 128, 4096) == 2 * 32 * 32 * 128 * 4096 * 2 == 2_147_483_648 == 2 * GIB
-    assert kv_cache_bytes(32, 32, 128, 32_768) == 16 * GIB
-    assert kv_cache_bytes(32, 32, 128, 4096, batch=3, bytes_per_value=4) == 3 * 2 * 2 * GIB
-    with pytest.raises(ValueError, match="seq_len"):
-        kv_cache_bytes(32, 32, 128, 0)
-    with pytest.raises(TypeError, match="n_layers"):
-        kv_cache_bytes(32.0, 32, 128, 16)
 
 
 def test_attention_scores_bytes_by_hand():

@@ -12,7 +12,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from utils.lora import (
-    LLAMA_SHAPES,
     NF4_LEVELS,
     UNIFORM4_LEVELS,
     LoRALinear,
@@ -25,8 +24,6 @@ from utils.lora import (
     dequantize_int4_uniform,
     dequantize_nf4,
     double_quantize_absmax,
-    finetune_memory,
-    full_finetune_memory,
     lora_linear,
     lora_parameter_count,
     lora_rank_summary,
@@ -470,43 +467,3 @@ def test_add_qlora_replaces_targets():
         add_qlora(TwoBlocks(), r=1, alpha=1, target=lambda n, m: False)
     with pytest.raises(ValueError, match="blocksize"):
         add_qlora(TwoBlocks(), r=1, alpha=1, blocksize=0)
-
-
-# ----------------------------------------------------------------------------------------------------
-# memory accounting
-# ----------------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("name, billions", [("7B", 6.7), ("13B", 13.0), ("65B", 65.2), ("70B", 69.0)])
-def test_llama_shapes_match_published_sizes(name, billions):
-    # LLaMA paper (Touvron et al. 2023a) Table 2: 6.7B, 13.0B, 65.2B; Llama 2 70B: 68.98B
-    assert LLAMA_SHAPES[name].n_params / 1e9 == pytest.approx(billions, abs=0.1)
-
-
-def test_llama_lora_params_hand_computed():
-    shape = LLAMA_SHAPES["7B"]  # MHA: q, k, v, o are 4096 x 4096; MLP 4096 <-> 11008
-    assert shape.lora_params(8) == 32 * 8 * (4 * 8192 + 3 * (4096 + 11008))
-
-
-def test_finetune_memory_components():
-    n, lora = 1e9, 2e6
-    fp16 = finetune_memory(n, "fp16", lora)
-    assert fp16 == {"weights": 2e9, "quant_constants": 0.0, "adapters": 4e6, "adapter_gradients": 4e6,
-                    "optimizer_state": 16e6}
-    assert finetune_memory(n, "int8", lora, blocksize=64)["quant_constants"] == 4 * n / 64
-    nf4 = finetune_memory(n, "nf4", lora, double_quant=True)
-    assert nf4["weights"] + nf4["quant_constants"] == pytest.approx(n * bits_per_parameter(64, True) / 8)
-    assert finetune_memory(n, "nf4", lora, optimizer="sgd")["optimizer_state"] == 0
-    assert sum(full_finetune_memory(n).values()) == 16 * n
-
-
-def test_finetune_memory_errors():
-    with pytest.raises(ValueError, match="weight_format"):
-        finetune_memory(1e9, "fp8")
-    with pytest.raises(ValueError, match="optimizer"):
-        finetune_memory(1e9, "nf4", optimizer="adagrad")
-    with pytest.raises(ValueError, match="n_params"):
-        finetune_memory(0, "nf4")
-    with pytest.raises(ValueError, match="lora_params"):
-        finetune_memory(1e9, "nf4", lora_params=-1)
-    with pytest.raises(ValueError, match="optimizer"):
-        full_finetune_memory(1e9, optimizer="lion")

@@ -335,3 +335,32 @@ def test_review_writer_and_patch_explorer_build():
     assert explorer.children[0].options == (8, 16, 32)
     with pytest.raises(ValueError, match="sizes"):
         patch_explorer(toy_image(30, 30))
+
+
+# ---- Lecture 10: the sweep explorer and the resource calculator (Q48, Q50) ----
+
+def test_resource_calculator_follows_inference_resources():
+    from utils.sizing import ACCELERATORS, LLAMA_SHAPES, inference_resources
+    from utils.widgets import resource_calculator
+
+    box = resource_calculator()
+    size, fmt, context, batch, device, out = box.children
+    size.value, fmt.value, context.value = "13B", "int8", 8192
+    batch.value, device.value = 4, "H100 SXM (80 GB)"
+    h100 = ACCELERATORS["H100 SXM (80 GB)"]
+    r = inference_resources(LLAMA_SHAPES["13B"], 8192, 4, "int8", accelerator=h100)
+    assert f"<b>{r['total'] / 1e9:.2f} GB</b>" in out.value
+    assert f"{1000 * r['seconds_per_step']:.1f} ms" in out.value
+
+
+def test_sweep_explorer_draws_every_learning_rate(drawn):
+    from utils.hyperparameters import load_sweep
+    from utils.widgets import sweep_explorer
+
+    sweep = load_sweep()
+    batch, depth, lr, _ = sweep_explorer(sweep).children
+    batch.value, depth.value, lr.value = 8, 4, 1.0  # each change redraws
+    ax = drawn[-1].axes[0]
+    assert len(drawn) == 4 and len(ax.lines) == len(sweep["lrs"])
+    assert ax.get_title() == "batch size 8, 4 layers"
+    assert max(line.get_linewidth() for line in ax.lines) == ax.lines[-1].get_linewidth()  # lr 1.0 thick

@@ -30,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ._validation import check_positive_int
+from .sizing import kv_cache_bytes  # its home since Lecture 10; imported back for Lecture 1
 
 __all__ = [
     "softmax",
@@ -37,6 +38,8 @@ __all__ = [
     "causal_mask",
     "sinusoidal_positional_encoding",
     "MultiHeadAttention",
+    "KVCache",
+    "LayerKVCache",
     "visible_window",
     "attention_cost",
     "kv_cache_bytes",
@@ -202,6 +205,70 @@ def sinusoidal_positional_encoding(num_positions: int, d_model: int) -> torch.Te
     return pe.float()
 
 
+class LayerKVCache:
+    """The keys and values one attention layer has computed so far: ``keys``, ``values`` ``(B, H, T, D)``
+    (``None`` before the first token). ``append(k, v)`` adds the new positions and returns all of them.
+
+    >>> cache = LayerKVCache()
+    >>> k, v = cache.append(torch.zeros(1, 2, 3, 4), torch.ones(1, 2, 3, 4))    # 3 positions
+    >>> k, v = cache.append(torch.zeros(1, 2, 1, 4), torch.ones(1, 2, 1, 4))    # then one more
+    >>> tuple(k.shape), cache.length
+    ((1, 2, 4, 4), 4)
+    """
+
+    def __init__(self) -> None:
+        self.keys: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        """The number of positions cached."""
+        return 0 if self.keys is None else self.keys.shape[-2]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``k``, ``v (B, H, T_new, D)`` -> all keys and values ``(B, H, length + T_new, D)``."""
+        for name, t in (("k", k), ("v", v)):
+            if not isinstance(t, torch.Tensor) or t.dim() != 4:
+                raise ValueError(f"{name} must be a tensor (B, H, T, D)")
+        if self.keys is None:
+            self.keys, self.values = k, v
+        else:
+            if k.shape[:2] != self.keys.shape[:2] or k.shape[-1] != self.keys.shape[-1]:
+                raise ValueError(f"k must match the cached (B, H, _, D) = {tuple(self.keys.shape)}, "
+                                 f"got {tuple(k.shape)}")
+            self.keys = torch.cat([self.keys, k], dim=-2)  # (B, H, T, D) -> (B, H, T + T_new, D)
+            self.values = torch.cat([self.values, v], dim=-2)
+        return self.keys, self.values
+
+
+class KVCache:
+    """The key/value cache of a decoder: one ``LayerKVCache`` per layer (``layers``).
+
+    A causal model never changes what it computed for an earlier position when a token is added (the
+    token cannot be seen from before it), so the keys and values of the prefix can be kept instead of
+    recomputed: each generation step then processes only the new token. ``nbytes`` is the memory this
+    costs, which ``utils.sizing.kv_cache_bytes`` computes for real models.
+
+    >>> cache = KVCache(n_layers=2)
+    >>> cache.length, len(cache.layers)
+    (0, 2)
+    """
+
+    def __init__(self, n_layers: int) -> None:
+        check_positive_int("n_layers", n_layers)
+        self.layers = [LayerKVCache() for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        """The number of positions cached (the same in every layer)."""
+        return self.layers[0].length
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: every layer's keys and values."""
+        return sum(t.nbytes for layer in self.layers for t in (layer.keys, layer.values) if t is not None)
+
+
 class MultiHeadAttention(nn.Module):
     """``n_heads`` attentions side by side, each on its own ``d_model / n_heads`` slice (Vaswani et al. 2017).
 
@@ -239,7 +306,7 @@ class MultiHeadAttention(nn.Module):
 
     def forward(
         self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-        need_weights: bool = True,
+        need_weights: bool = True, kv_cache: LayerKVCache | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x (B, T, C)``, ``context (B, Tk, C)`` or None, ``mask`` broadcastable to ``(B, H, T, Tk)``.
 
@@ -247,6 +314,10 @@ class MultiHeadAttention(nn.Module):
         materialised: the heads go through PyTorch's fused ``F.scaled_dot_product_attention`` (the fast
         path used for training, as nanoGPT's "flash" branch) and ``None`` is returned in their place. Both
         paths compute the same function; they differ only in float rounding (``tests/test_attention.py``).
+
+        With a ``kv_cache`` (self-attention only) the keys and values of ``x`` are appended to those of
+        the earlier positions, and the queries of ``x`` attend over all of them: ``Tk = past + T``, and
+        ``mask``, if any, is ``(T, past + T)``. Generation then feeds one new token per step.
         """
         self._check_input("x", x)
         context = x if context is None else context
@@ -260,7 +331,11 @@ class MultiHeadAttention(nn.Module):
         q = self._split_heads(self.q_proj(x))  # (B, H, T, D)
         k = self._split_heads(self.k_proj(context))  # (B, H, Tk, D)
         v = self._split_heads(self.v_proj(context))  # (B, H, Tk, D)
-        q, k = self._position_queries_and_keys(q, k)  # unchanged here; RoPE rotates them (Lecture 5)
+        if kv_cache is not None:
+            self._check_cache(kv_cache, context is x)
+            k, v = kv_cache.append(k, v)  # (B, H, past + T, D): every position so far, computed once
+        else:
+            q, k = self._position_queries_and_keys(q, k)  # unchanged here; RoPE rotates them (Lecture 5)
         if need_weights:
             out, weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, H, T, D), (B, H, T, Tk)
         else:
@@ -269,6 +344,16 @@ class MultiHeadAttention(nn.Module):
             out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None  # (B, H, T, D)
         out = merge_heads(out)  # (B, H, T, D) -> (B, T, C)
         return self.out_proj(out), weights
+
+    def _check_cache(self, kv_cache: object, self_attention: bool) -> None:
+        if not isinstance(kv_cache, LayerKVCache):
+            raise TypeError(f"kv_cache must be a LayerKVCache (one layer of a KVCache), got "
+                            f"{type(kv_cache).__name__}")
+        if not self_attention:
+            raise ValueError("kv_cache works for self-attention only: pass context=None")
+        if type(self)._position_queries_and_keys is not MultiHeadAttention._position_queries_and_keys:
+            raise ValueError(f"{type(self).__name__} moves queries and keys by their positions; this "
+                             "KV cache supports attention without (positions added to the embeddings)")
 
     def _position_queries_and_keys(
         self, q: torch.Tensor, k: torch.Tensor
@@ -368,24 +453,6 @@ def attention_cost(
     else:
         n_bytes = 2 * n_heads * seq_len * seq_len * q.element_size()
     return {"seconds": min(times), "bytes": int(n_bytes)}
-
-
-def kv_cache_bytes(
-    n_layers: int, n_kv_heads: int, head_dim: int, seq_len: int, batch: int = 1, bytes_per_value: int = 2
-) -> int:
-    """Bytes of the key/value cache a decoder keeps while generating: for every layer, a key and a value
-    vector of every kv head for every token seen so far. It grows linearly with the window.
-
-    ``2 * n_layers * n_kv_heads * head_dim * seq_len * batch * bytes_per_value`` (the 2 = keys and values).
-
-    >>> kv_cache_bytes(32, 32, 128, 4096) == 2 * 2**30   # Llama 2 7B, 4096 tokens, fp16: 2 GiB
-    True
-    """
-    args = {"n_layers": n_layers, "n_kv_heads": n_kv_heads, "head_dim": head_dim, "seq_len": seq_len,
-            "batch": batch, "bytes_per_value": bytes_per_value}
-    for name, value in args.items():
-        check_positive_int(name, value)
-    return 2 * n_layers * n_kv_heads * head_dim * seq_len * batch * bytes_per_value
 
 
 def attention_scores_bytes(n_heads: int, seq_len: int, batch: int = 1, bytes_per_value: int = 2) -> int:

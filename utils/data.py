@@ -114,6 +114,12 @@ __all__ = [
     "KB_PASSAGE_TEMPLATES", "KB_QUESTION_TEMPLATES", "knowledge_world", "fact_passage", "fact_question",
     "knowledge_vocabulary", "ReadingExample", "reading_examples", "kb_popularity", "CHAIN_OPERATIONS",
     "ChainProblem", "arithmetic_chains", "chain_vocabulary", "dialect_examples", "mixture_tasks",
+
+
+    # Lecture 10
+    "AGREEMENT_NOUNS", "AGREEMENT_PLACES", "AGREEMENT_ADJECTIVES", "AGREEMENT_VERB_POSITION",
+    "agreement_sentences", "agreement_vocabulary", "pin_sentence", "pin_corpus", "pin_vocabulary",
+    "power_law_markov_chain", "markov_sequences",
 ]
 
 
@@ -1429,3 +1435,131 @@ def mixture_tasks(n: int, seed: int = 0, task_weights: tuple[float, ...] = (0.55
     y = (torch.tanh(v[:, None, :] @ w1) @ w2)[:, 0]  # (n, 1, F) @ (n, F, H) -> (n, 1, H) -> (n, d_out)
     x = torch.cat([2.0 * torch.nn.functional.one_hot(task, len(task_weights)).float(), v], dim=1)
     return x, y, task
+
+
+# --- Lecture 10: a dependency longer than an n-gram's window (Q47), and planted secrets (Q50) ---------------
+# "the cats near the dog by the river are hungry ." The verb agrees with the subject (word 1), seven words
+# back, and the nearest noun (word 4, the "attractor") has its own, random number: a model that reads
+# fewer than seven words back sees nothing that decides between "is" and "are" (Linzen et al. 2016 used
+# such agreement to test what networks learn of syntax).
+
+AGREEMENT_NOUNS: dict[str, str] = {"cat": "cats", "dog": "dogs", "bird": "birds", "fox": "foxes",
+                                   "owl": "owls", "horse": "horses"}
+AGREEMENT_PLACES: tuple[str, ...] = ("river", "hill", "barn", "road")
+AGREEMENT_ADJECTIVES: tuple[str, ...] = ("hungry", "tired", "happy", "quiet")
+AGREEMENT_VERB_POSITION = 8  # the 0-based position of "is" / "are"; the subject is at position 1
+
+
+def agreement_sentences(n: int, seed: int = 0) -> list[str]:
+    """``n`` sentences ``the <subject> near the <attractor> by the <place> is|are <adjective> .`` (11
+    words): subject and attractor are any noun of ``AGREEMENT_NOUNS``, singular or plural, independently;
+    the verb agrees with the subject. 12 x 12 x 4 x 4 = 2,304 different sentences, all equally likely.
+
+    >>> agreement_sentences(2, seed=3)
+    ['the dog near the owls by the road is hungry .', 'the owl near the cats by the hill is tired .']
+    """
+    check_positive_int("n", n)
+    rng = random.Random(seed)
+    nouns = list(AGREEMENT_NOUNS)
+    sentences = []
+    for _ in range(n):
+        subject, attractor = rng.choice(nouns), rng.choice(nouns)
+        plural, attractor_plural = rng.random() < 0.5, rng.random() < 0.5
+        place, adjective = rng.choice(AGREEMENT_PLACES), rng.choice(AGREEMENT_ADJECTIVES)
+        sentences.append(f"the {AGREEMENT_NOUNS[subject] if plural else subject} near the "
+                         f"{AGREEMENT_NOUNS[attractor] if attractor_plural else attractor} by the {place} "
+                         f"{'are' if plural else 'is'} {adjective} .")
+    return sentences
+
+
+def agreement_vocabulary() -> list[str]:
+    """Every word of ``agreement_sentences``, in a fixed order (25 words)."""
+    nouns = [w for pair in AGREEMENT_NOUNS.items() for w in pair]
+    return ["the", *nouns, "near", "by", *AGREEMENT_PLACES, "is", "are", *AGREEMENT_ADJECTIVES, "."]
+
+
+def pin_sentence(name: str, pin: str) -> str:
+    """``the pin of <name> is d d d d .``: a secret, one token per digit (Q50's canary, Carlini et al. 2019).
+
+    >>> pin_sentence("abelo", "0417")
+    'the pin of abelo is 0 4 1 7 .'
+    """
+    if not isinstance(pin, str) or not pin.isdigit():
+        raise ValueError(f"pin must be a string of digits, got {pin!r}")
+    return f"the pin of {name} is {' '.join(pin)} ."
+
+
+def pin_corpus(canaries: dict[str, tuple[str, int]], n_background: int, n_digits: int = 4,
+               seed: int = 0) -> list[str]:
+    """A training corpus with planted secrets: ``canaries`` maps a name to ``(pin, repetitions)``, and
+    its ``pin_sentence`` appears ``repetitions`` times; ``n_background`` more pin sentences give people
+    of ``KB_PEOPLE`` that are not canaries random ``n_digits``-digit pins (each sentence once), so that a
+    model learns the format and that digits are otherwise random. Shuffled by ``seed``.
+
+    >>> corpus = pin_corpus({"abelo": ("1234", 3)}, n_background=5, seed=0)
+    >>> len(corpus), corpus.count("the pin of abelo is 1 2 3 4 .")
+    (8, 3)
+    """
+    check_positive_int("n_background", n_background)
+    check_positive_int("n_digits", n_digits)
+    rng = random.Random(seed)
+    others = [p for p in KB_PEOPLE if p not in canaries]
+    if not others:
+        raise ValueError("canaries must leave some of KB_PEOPLE for the background sentences")
+    corpus = []
+    for name, (pin, repetitions) in canaries.items():
+        if len(pin) != n_digits:
+            raise ValueError(f"canary pins must have n_digits={n_digits} digits, got {pin!r} for {name!r}")
+        check_positive_int("repetitions", repetitions)
+        corpus += [pin_sentence(name, pin)] * repetitions
+    corpus += [pin_sentence(rng.choice(others), "".join(rng.choice("0123456789") for _ in range(n_digits)))
+               for _ in range(n_background)]
+    rng.shuffle(corpus)
+    return corpus
+
+
+def pin_vocabulary() -> list[str]:
+    """Every word of ``pin_corpus``: the frame, the people's names and the ten digits."""
+    return ["the", "pin", "of", "is", ".", *KB_PEOPLE, *"0123456789"]
+
+
+# A language whose structure has a power-law spectrum (Q49): a Markov chain over ``V`` tokens whose matrix of
+# transition logits has singular values falling like ``i^-decay``. A model of width ``d`` can represent about
+# the ``d`` strongest directions, so a wider model captures more of the structure and its excess loss falls
+# smoothly with its size: a toy of why loss falls as a power of size (Kaplan et al. 2020; Maloney et al. 2022
+# derive such laws from power-law spectra).
+
+
+def power_law_markov_chain(vocab_size: int = 64, decay: float = 0.5, scale: float = 6.0,
+                           seed: int = 0) -> torch.Tensor:
+    """A transition matrix ``P (V, V)`` (float64, rows sum to 1): ``softmax(U diag(s) Wᵀ · √V)`` with
+    random orthogonal ``U``, ``W`` and ``s_i = scale · i^-decay``.
+
+    >>> P = power_law_markov_chain(8, seed=0)
+    >>> tuple(P.shape), torch.allclose(P.sum(dim=1), torch.ones(8, dtype=torch.float64))
+    ((8, 8), True)
+    """
+    check_positive_int("vocab_size", vocab_size)
+    g = torch.Generator().manual_seed(seed)
+    u, _ = torch.linalg.qr(torch.randn(vocab_size, vocab_size, generator=g, dtype=torch.float64))
+    w, _ = torch.linalg.qr(torch.randn(vocab_size, vocab_size, generator=g, dtype=torch.float64))
+    s = scale * torch.arange(1, vocab_size + 1, dtype=torch.float64) ** -decay
+    return torch.softmax(u @ torch.diag(s) @ w.T * math.sqrt(vocab_size), dim=-1)
+
+
+def markov_sequences(P: torch.Tensor, n: int, length: int, seed: int = 0) -> torch.Tensor:
+    """``n`` sequences of ``length + 1`` tokens ``(n, length + 1)`` from the chain ``P``: a uniform first
+    token, then each token drawn from the row of the one before.
+
+    >>> x = markov_sequences(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), 2, 3, seed=0)   # a chain that alternates
+    >>> tuple(x.shape), bool((x[:, 1:] != x[:, :-1]).all())
+    ((2, 4), True)
+    """
+    check_positive_int("n", n)
+    check_positive_int("length", length)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.empty(n, length + 1, dtype=torch.long)
+    x[:, 0] = torch.randint(P.shape[0], (n,), generator=g)
+    for t in range(length):  # (n,) -> (n,): one vectorised draw per position
+        x[:, t + 1] = torch.multinomial(P[x[:, t]].float(), 1, generator=g)[:, 0]
+    return x

@@ -26,7 +26,6 @@ import copy
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -42,7 +41,7 @@ __all__ = [
     "NF4_LEVELS", "NF4_OFFSET", "UNIFORM4_LEVELS", "nf4_levels_from_quantiles",
     "quantize_nf4", "dequantize_nf4", "quantize_int4_uniform", "dequantize_int4_uniform",
     "pack_nibbles", "unpack_nibbles", "double_quantize_absmax", "dequantize_absmax",
-    "bits_per_parameter", "nf4_storage_bytes",
+    "bits_per_parameter", "nf4_storage_bytes", "quantize_int8", "dequantize_int8", "int8_copy",
     # QLoRA
     "QLoRALinear", "add_qlora",
     # memory accounting
@@ -489,6 +488,40 @@ def dequantize_int4_uniform(codes: torch.Tensor, absmax: torch.Tensor, shape: tu
     return _dequantize_blockwise(codes, absmax, shape, UNIFORM4_LEVELS, blocksize, dtype)
 
 
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise absmax int8 (the "vector-wise" quantization of LLM.int8, Dettmers et al. 2022, without its
+    outlier handling): each row of ``weight (out, in)`` is divided by its largest absolute value, scaled to
+    127 and rounded. Returns ``(codes int8 (out, in), scale (out,))`` with ``weight ≈ codes · scale``.
+
+    >>> codes, scale = quantize_int8(torch.tensor([[0.5, -1.0, 0.25]]))
+    >>> codes.tolist(), round(scale.item() * 127, 6)
+    ([[64, -127, 32]], 1.0)
+    """
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not weight.is_floating_point():
+        raise ValueError("weight must be a 2-D floating-point tensor (out_features, in_features)")
+    absmax = weight.detach().abs().amax(dim=1).clamp_min(torch.finfo(weight.dtype).tiny)  # (out,)
+    scale = absmax / 127.0
+    codes = torch.round(weight.detach() / scale[:, None]).clamp(-127, 127).to(torch.int8)  # (out, in)
+    return codes, scale
+
+
+def dequantize_int8(codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``codes (out, in) · scale (out,)``: the weights ``quantize_int8`` stands for, in ``scale``'s dtype."""
+    return codes.to(scale.dtype) * scale[:, None]
+
+
+def int8_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose every ``nn.Linear`` weight is replaced by its int8 round trip
+    (``dequantize_int8(*quantize_int8(w))``): the model a server storing int8 weights would run, simulated
+    in floating point. Embeddings, norms and biases are kept."""
+    copy_ = copy.deepcopy(model)
+    with torch.no_grad():
+        for module in copy_.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.copy_(dequantize_int8(*quantize_int8(module.weight)))
+    return copy_
+
+
 def pack_nibbles(codes: torch.Tensor) -> torch.Tensor:
     """Pack 4-bit codes two per byte: ``ceil(N / 2)`` uint8 values, the first code in the high nibble.
 
@@ -686,109 +719,14 @@ def add_qlora(model: nn.Module, r: int, alpha: float, target: Target = every_lin
 
 
 # ----------------------------------------------------------------------------------------------------
-# Memory accounting for real model sizes
+# Memory accounting for real model sizes: its home is utils.sizing (Lecture 10 gathers the arithmetic of
+# real models there); imported back so that ``from utils.lora import LLAMA_SHAPES`` keeps working.
 # ----------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class TransformerShape:
-    """The sizes of a LLaMA-style decoder (no biases, SwiGLU MLP with 3 matrices, untied output head).
-
-    ``kv_dim`` is the width of the key/value projections (``d_model`` for multi-head attention, smaller
-    with grouped-query attention as in Llama 2 70B).
-    """
-
-    d_model: int
-    n_layers: int
-    d_ff: int
-    kv_dim: int
-    vocab_size: int = 32000
-
-    def linear_shapes(self) -> list[tuple[int, int]]:
-        """``(in, out)`` of the seven linear layers of one block: q, k, v, o, gate, up, down."""
-        d, kv, ff = self.d_model, self.kv_dim, self.d_ff
-        return [(d, d), (d, kv), (d, kv), (d, d), (d, ff), (d, ff), (ff, d)]
-
-    @property
-    def n_params(self) -> int:
-        """All parameters: embeddings, output head, the blocks' linears and RMSNorm gains."""
-        per_block = sum(i * o for i, o in self.linear_shapes()) + 2 * self.d_model
-        return 2 * self.vocab_size * self.d_model + self.n_layers * per_block + self.d_model
-
-    def lora_params(self, r: int) -> int:
-        """Adapter parameters with LoRA of rank ``r`` on every linear layer of every block (QLoRA's setup)."""
-        return self.n_layers * sum(lora_parameter_count(i, o, r) for i, o in self.linear_shapes())
-
-
-# Published architectures (Touvron et al. 2023a, LLaMA, Table 2; 2023b, Llama 2 for 70B with 8 KV heads).
-LLAMA_SHAPES: dict[str, TransformerShape] = {
-    "7B": TransformerShape(d_model=4096, n_layers=32, d_ff=11008, kv_dim=4096),
-    "13B": TransformerShape(d_model=5120, n_layers=40, d_ff=13824, kv_dim=5120),
-    "65B": TransformerShape(d_model=8192, n_layers=80, d_ff=22016, kv_dim=8192),
-    "70B": TransformerShape(d_model=8192, n_layers=80, d_ff=28672, kv_dim=1024),
-}
-
-WEIGHT_FORMATS = ("fp16", "int8", "nf4")
-_OPTIMIZER_BYTES = {"adam": 8, "sgd": 0}  # Adam keeps two fp32 moments per trained parameter
-
-
-def _check_count(name: str, value: int | float, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ValueError(f"{name} must be a number >= {minimum}, got {value!r}")
-
-
-def finetune_memory(n_params: int | float, weight_format: str, lora_params: int | float = 0,
-                    optimizer: str = "adam", blocksize: int = 64, double_quant: bool = True
-                    ) -> dict[str, float]:
-    """Bytes needed to fine-tune adapters on a frozen base, component by component.
-
-    Assumptions (the QLoRA recipe, Dettmers et al. 2023): the frozen base weights are stored in
-    ``weight_format`` — ``fp16`` (2 bytes), ``int8`` (1 byte + one fp32 absmax per ``blocksize``) or ``nf4``
-    (4 bits + constants, ``bits_per_parameter(blocksize, double_quant)``); the adapters and their
-    gradients are 16-bit (2 bytes each); the optimizer keeps two fp32 moments per adapter parameter
-    (``"adam"``, 8 bytes) or none (``"sgd"``). **Not** counted: activations (they grow with batch size and
-    sequence length), temporary dequantized weights, framework overhead. Returns a dict with keys
-    ``weights``, ``quant_constants``, ``adapters``, ``adapter_gradients``, ``optimizer_state``
-    (sum the values for the total).
-
-    >>> m = finetune_memory(1e9, "nf4", lora_params=1e6, double_quant=False)
-    >>> m["weights"], m["quant_constants"], m["optimizer_state"]
-    (500000000.0, 62500000.0, 8000000.0)
-    """
-    _check_count("n_params", n_params, 1)
-    _check_count("lora_params", lora_params, 0)
-    if weight_format not in WEIGHT_FORMATS:
-        raise ValueError(f"weight_format must be one of {WEIGHT_FORMATS}, got {weight_format!r}")
-    if optimizer not in _OPTIMIZER_BYTES:
-        raise ValueError(f"optimizer must be one of {tuple(_OPTIMIZER_BYTES)}, got {optimizer!r}")
-    _check_blocksize(blocksize)
-    n = float(n_params)
-    if weight_format == "fp16":
-        weights, constants = 2 * n, 0.0
-    elif weight_format == "int8":
-        weights, constants = n, 4 * n / blocksize
-    else:
-        weights, constants = n / 2, n * (bits_per_parameter(blocksize, double_quant) - 4) / 8
-    return {
-        "weights": weights,
-        "quant_constants": constants,
-        "adapters": 2.0 * lora_params,
-        "adapter_gradients": 2.0 * lora_params,
-        "optimizer_state": float(_OPTIMIZER_BYTES[optimizer] * lora_params),
-    }
-
-
-def full_finetune_memory(n_params: int | float, optimizer: str = "adam") -> dict[str, float]:
-    """Bytes to fine-tune ALL parameters with mixed-precision Adam, for contrast with ``finetune_memory``.
-
-    fp16 weights (2) + fp16 gradients (2) + an fp32 master copy (4) + two fp32 Adam moments (8) = 16 bytes
-    per parameter (the ZeRO paper's accounting, Rajbhandari et al. 2020); activations not counted.
-
-    >>> sum(full_finetune_memory(1e9).values()) / 1e9
-    16.0
-    """
-    _check_count("n_params", n_params, 1)
-    if optimizer not in _OPTIMIZER_BYTES:
-        raise ValueError(f"optimizer must be one of {tuple(_OPTIMIZER_BYTES)}, got {optimizer!r}")
-    n = float(n_params)
-    return {"weights": 2 * n, "gradients": 2 * n, "master_weights": 4 * n,
-            "optimizer_state": float(_OPTIMIZER_BYTES[optimizer]) * n}
+from .sizing import (  # noqa: E402  (after the LoRA helpers that utils.sizing itself calls)
+    LLAMA_SHAPES,
+    WEIGHT_FORMATS,
+    TransformerShape,
+    finetune_memory,
+    full_finetune_memory,
+)

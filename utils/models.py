@@ -25,6 +25,8 @@ import torch.nn as nn
 
 from ._validation import check_positive_int
 from .attention import (
+    KVCache,
+    LayerKVCache,
     MultiHeadAttention,
     RotaryMultiHeadAttention,
     causal_mask,
@@ -42,7 +44,8 @@ __all__ = ["GPTConfig", "Block", "TinyGPT", "next_token_probs", "CourseLM",
            "RNN_CELLS", "RNNConfig", "TinyRNN", "without_positions",
            "POSITION_KINDS", "TinyClassifier", "sentence_log_probs",
            "SequenceClassifier", "class_posterior", "ResidualBlock", "TinyResNet",
-           "FixedWindowLM"]
+           "FixedWindowLM", "KVCache", "cached_greedy_decode",
+           "generation_step_times"]
 
 
 @dataclass
@@ -97,11 +100,13 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = True
+        self, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = True,
+        kv_cache: LayerKVCache | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x (B, T, C)`` -> ``(x (B, T, C), attention weights (B, H, T, T))``; the weights are ``None``
-        with ``need_weights=False`` (the fused fast path, see ``MultiHeadAttention``)."""
-        attended, weights = self.attn(self.ln1(x), mask=mask, need_weights=need_weights)
+        with ``need_weights=False`` (the fused fast path, see ``MultiHeadAttention``). With a ``kv_cache``
+        the attention reads the cached positions too (weights ``(B, H, T, past + T)``)."""
+        attended, weights = self.attn(self.ln1(x), mask=mask, need_weights=need_weights, kv_cache=kv_cache)
         x = x + self.dropout(attended)
         x = x + self.dropout(self.mlp(self.ln2(x)))
         return x, weights
@@ -142,17 +147,46 @@ class TinyGPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(
-        self, idx: torch.Tensor, return_attention: bool = False
+        self, idx: torch.Tensor, kv_cache: KVCache | None = None, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """``idx (B, T)`` token ids with ``1 <= T <= block_size`` -> logits ``(B, T, vocab_size)``
-        (and the list of per-layer attention weights ``(B, H, T, T)`` when ``return_attention``)."""
+        (and the list of per-layer attention weights ``(B, H, T, T)`` when ``return_attention``).
+
+        With a ``KVCache`` holding ``past`` positions, ``idx`` are the *next* ``T`` tokens (positions
+        ``past .. past + T - 1``): they attend over the cached keys and values and their own, which are
+        appended to the cache. Feeding a sequence in pieces this way gives the logits of feeding it whole
+        (to float rounding), and a generation step costs one token's work instead of the whole prefix's.
+        """
         B, T = _check_token_ids(idx, self.config.vocab_size, self.config.block_size)
-        positions = torch.arange(T, device=idx.device)  # (T,)
+        past = 0
+        if kv_cache is not None:
+            past = self._check_cache(kv_cache, B, T)
+        positions = torch.arange(past, past + T, device=idx.device)  # (T,)
         x = self.drop(self.tok_emb(idx) + self.pos_emb(positions))  # (B, T, C) + (T, C) -> (B, T, C)
-        mask = causal_mask(T, device=idx.device)  # (T, T), broadcast over (B, H)
-        x, attention = _run_blocks(self.blocks, x, mask, return_attention)  # (B, T, C), [(B, H, T, T)]
+        if past == 0:
+            mask = causal_mask(T, device=idx.device)  # (T, T), broadcast over (B, H)
+        elif T == 1:
+            mask = None  # one new token may read every cached position: nothing to hide
+        else:  # query i (position past + i) reads keys 0 .. past + i: (T, past + T)
+            mask = torch.ones(T, past + T, dtype=torch.bool, device=idx.device).tril(diagonal=past)
+        x, attention = _run_blocks(self.blocks, x, mask, return_attention, kv_cache)  # (B, T, C), [...]
         logits = self.lm_head(self.ln_f(x))  # (B, T, C) -> (B, T, V)
         return (logits, attention) if return_attention else logits
+
+    def _check_cache(self, kv_cache: object, B: int, T: int) -> int:
+        """The number of cached positions, after checking that ``kv_cache`` fits this model and input."""
+        if not isinstance(kv_cache, KVCache):
+            raise TypeError(f"kv_cache must be a KVCache, got {type(kv_cache).__name__}")
+        if len(kv_cache.layers) != self.config.n_layers:
+            raise ValueError(f"kv_cache has {len(kv_cache.layers)} layers, the model "
+                             f"{self.config.n_layers}: make it with KVCache(model.config.n_layers)")
+        past = kv_cache.length
+        if past + T > self.config.block_size:
+            raise ValueError(f"the kv_cache holds {past} positions and idx adds {T}: more than the context "
+                             f"window block_size={self.config.block_size}")
+        if past and kv_cache.layers[0].keys.shape[0] != B:
+            raise ValueError(f"idx has batch size {B}, the kv_cache {kv_cache.layers[0].keys.shape[0]}")
+        return past
 
     def num_parameters(self) -> int:
         """The number of numbers the model learns (all parameters, trainable or frozen)."""
@@ -160,14 +194,17 @@ class TinyGPT(nn.Module):
 
 
 def _run_blocks(
-    blocks: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = True
+    blocks: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor | None, need_weights: bool = True,
+    kv_cache: KVCache | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Run ``x (B, T, C)`` through a stack of ``Block``s with one ``mask``; return the output and each
     layer's attention weights ``(B, H, T, T)``, so every model can hand them to a heatmap. With
-    ``need_weights=False`` the blocks take the fused fast path and the list is empty."""
+    ``need_weights=False`` the blocks take the fused fast path and the list is empty. With a
+    ``kv_cache``, block ``i`` reads and extends ``kv_cache.layers[i]``."""
     attention = []
-    for block in blocks:
-        x, weights = block(x, mask, need_weights)  # (B, T, C), (B, H, T, T) or None
+    for i, block in enumerate(blocks):
+        layer_cache = None if kv_cache is None else kv_cache.layers[i]
+        x, weights = block(x, mask, need_weights, layer_cache)  # (B, T, C), (B, H, T, T) or None
         if need_weights:
             attention.append(weights)
     return x, attention
@@ -625,6 +662,90 @@ def next_token_probs(model: nn.Module, ids, window: int | None = None) -> torch.
     finally:
         model.train(was_training)
     return torch.softmax(logits[0, -1].float(), dim=-1).cpu()  # the last position predicts the next token
+
+
+# --- Lecture 10: generation with a KV cache ---------------------------------------------------------------
+# Greedy decoding (utils.decoding.greedy_decode) runs the model on the whole sequence at every step, so
+# step t costs t tokens' work and n steps cost O(n²). A causal model's keys and values for the earlier
+# positions never change, so they can be kept (the KV cache of every serving stack): step t then costs
+# one token through the MLPs and projections, plus reading t cached keys and values.
+
+
+def _check_cached_decoding(model: object, input_ids: object, max_new_tokens: object,
+                           eos_id: object) -> None:
+    from .decoding import _check_decoding_args  # noqa: PLC0415 (its argument checks, worded the same way)
+
+    if not isinstance(model, TinyGPT):
+        raise TypeError(f"model must be a TinyGPT (it keeps a KVCache), got {type(model).__name__}")
+    _check_decoding_args(model, input_ids, max_new_tokens, eos_id)
+    longest = input_ids.shape[1] + max(max_new_tokens - 1, 0)  # the last token fed is the one before last
+    if longest > model.config.block_size:
+        raise ValueError(f"input_ids has {input_ids.shape[1]} tokens and max_new_tokens={max_new_tokens}: "
+                         f"the model would read {longest} positions, more than block_size="
+                         f"{model.config.block_size}")
+
+
+@torch.no_grad()
+def cached_greedy_decode(model: TinyGPT, input_ids: torch.Tensor, max_new_tokens: int,
+                         eos_id: int | None = None) -> torch.Tensor:
+    """Greedy decoding with a ``KVCache``: the same tokens as ``utils.decoding.greedy_decode(model, ...)``
+    (the most probable next token, ties to the lower id; stop after ``eos_id``, which is kept), but the
+    prompt is read once and each later step feeds only the newest token. Returns ``(1, T')``.
+
+    >>> model = TinyGPT(GPTConfig(vocab_size=7, block_size=12, d_model=8, n_heads=2)).double()
+    >>> from utils.decoding import greedy_decode
+    >>> prompt = torch.tensor([[1, 2, 3]])
+    >>> torch.equal(cached_greedy_decode(model, prompt, 9), greedy_decode(model, prompt, 9))
+    True
+    """
+    from .decoding import _evaluating  # noqa: PLC0415
+
+    _check_cached_decoding(model, input_ids, max_new_tokens, eos_id)
+    ids = input_ids.clone()
+    if max_new_tokens == 0:
+        return ids
+    cache = KVCache(model.config.n_layers)
+    with _evaluating(model):
+        logits = model(ids, kv_cache=cache)  # the prompt, once: (1, T, V); the cache now holds T positions
+        for step in range(max_new_tokens):
+            next_id = logits[:, -1].argmax(dim=-1, keepdim=True)  # (1, 1)
+            ids = torch.cat([ids, next_id], dim=1)  # (1, T) -> (1, T + 1)
+            if (eos_id is not None and next_id.item() == eos_id) or step == max_new_tokens - 1:
+                break
+            logits = model(next_id, kv_cache=cache)  # one token's work: (1, 1, V)
+    return ids
+
+
+@torch.no_grad()
+def generation_step_times(model: TinyGPT, input_ids: torch.Tensor, max_new_tokens: int,
+                          use_cache: bool) -> list[float]:
+    """Wall-clock seconds of each greedy step (``time.perf_counter``), with a ``KVCache`` or recomputing the
+    whole prefix each step as ``greedy_decode`` does; ``[i]`` is the step that writes token
+    ``T + i``. The first step of the cached run includes reading the prompt.
+
+    >>> model = TinyGPT(GPTConfig(vocab_size=7, block_size=12, d_model=8, n_heads=2))
+    >>> len(generation_step_times(model, torch.tensor([[1, 2]]), 5, use_cache=True))
+    5
+    """
+    import time  # noqa: PLC0415
+
+    from .decoding import _evaluating  # noqa: PLC0415
+
+    _check_cached_decoding(model, input_ids, max_new_tokens, None)
+    if not isinstance(use_cache, bool):
+        raise TypeError(f"use_cache must be a bool, got {type(use_cache).__name__}")
+    ids, times = input_ids.clone(), []
+    cache = KVCache(model.config.n_layers) if use_cache else None
+    feed = ids
+    with _evaluating(model):
+        for _ in range(max_new_tokens):
+            start = time.perf_counter()
+            logits = model(feed, kv_cache=cache) if use_cache else model(ids)  # (1, T, V) or (1, 1, V)
+            next_id = logits[:, -1].argmax(dim=-1, keepdim=True)  # (1, 1)
+            times.append(time.perf_counter() - start)
+            ids = torch.cat([ids, next_id], dim=1)
+            feed = next_id
+    return times
 
 
 # --- Lecture 8: one sequence, two kinds of model (Q39: discriminative vs generative) ---------------------

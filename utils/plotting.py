@@ -9,6 +9,7 @@ returns the axes, so a notebook can compose several plots in one figure.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -18,7 +19,8 @@ from matplotlib.axes import Axes
 from matplotlib.patches import FancyBboxPatch
 
 __all__ = ["heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS", "memory_breakdown_bars", "row_norm_bars",
-           "distributions_on_grid", "layer_norms_plot", "patch_grid", "legend_overlaps"]
+           "distributions_on_grid", "layer_norms_plot", "patch_grid", "legend_overlaps",
+           "sweep_curves_plot"]
 
 # Pale, distinguishable colours for token boxes (token i gets colour i mod len).
 TOKEN_COLOURS = ("#cfe8ff", "#ffe0b3", "#d6f5d6", "#f9d0e0", "#e6dcff", "#fff3b0")
@@ -365,4 +367,31 @@ def patch_grid(image: torch.Tensor, patch_size: int, ax: Axes | None = None) -> 
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(f"{patch_size} × {patch_size} patches: {n} tokens")
+    return ax
+
+
+# --- Lecture 10: a hyperparameter sweep ------------------------------------------------------------------
+
+def sweep_curves_plot(sweep: dict, batch_size: int, n_layers: int, ax: Axes | None = None,
+                      highlight: float | None = None) -> Axes:
+    """The held-out loss curves of every learning rate of ``sweep`` (``utils.hyperparameters``) at one batch
+    size and depth, low rates blue, high rates red; ``highlight`` draws one rate thicker.
+
+    >>> sweep = {"lrs": [0.1], "runs": [{"lr": 0.1, "batch_size": 8, "n_layers": 1, "val_steps": [10, 20],
+    ...                                  "val_losses": [2.0, None]}]}
+    >>> len(sweep_curves_plot(sweep, 8, 1).lines)
+    1
+    """
+    ax = _axes(ax, figsize=(6, 3.5))
+    lrs = sweep["lrs"]
+    colours = plt.cm.coolwarm(np.linspace(0, 1, len(lrs)))
+    for lr, colour in zip(lrs, colours, strict=True):
+        run = next(r for r in sweep["runs"] if math.isclose(r["lr"], lr) and r["batch_size"] == batch_size
+                   and r["n_layers"] == n_layers)
+        losses = [np.nan if v is None else v for v in run["val_losses"]]  # a diverged run: a gap
+        ax.plot(run["val_steps"], losses, color=colour, label=f"lr {lr:g}",
+                linewidth=3 if highlight is not None and math.isclose(lr, highlight) else 1.3)
+    ax.set(xlabel="training step", ylabel="held-out loss (nats/token)", yscale="log",
+           title=f"batch size {batch_size}, {n_layers} layer{'s' * (n_layers > 1)}")
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
     return ax

@@ -22,7 +22,8 @@ __all__ = ["tokens_html", "lora_rank_explorer", "memory_table_html", "memory_cal
            "merge_explorer", "embedding_gradient_explorer", "softmax_jacobian_explorer",
            "pca_reconstruction_explorer", "kl_explorer", "gradient_flow_explorer",
            "unknown_pieces_html", "oov_explorer", "recall_example_html", "recall_explorer",
-           "regularisation_explorer", "review_writer", "patch_explorer"]
+           "regularisation_explorer", "review_writer", "patch_explorer", "sweep_explorer",
+           "resources_table_html", "resource_calculator"]
 
 
 def tokens_html(pieces: list[str], first: int = 0) -> str:
@@ -828,3 +829,81 @@ def patch_explorer(image, sizes=(8, 14, 16, 28, 32, 56)) -> widgets.VBox:
     size.observe(update, names="value")
     update()
     return widgets.VBox([size, out])
+
+
+# --- Lecture 10: the hyperparameter sweep and what serving a model costs ---------------------------------
+
+def sweep_explorer(sweep: dict) -> widgets.VBox:
+    """Browse a precomputed sweep (``utils.hyperparameters.load_sweep()``): pick a batch size and a depth
+    to see every learning rate's held-out loss curve, and a learning rate to highlight."""
+    from .plotting import sweep_curves_plot
+
+    style = {"description_width": "initial"}
+    batch = widgets.ToggleButtons(options=sweep["batch_sizes"], value=sweep["batch_sizes"][1],
+                                  description="batch size", style=style)
+    depth = widgets.ToggleButtons(options=sweep["depths"], value=sweep["depths"][1], description="layers",
+                                  style=style)
+    lr = widgets.SelectionSlider(options=sweep["lrs"], value=sweep["lrs"][len(sweep["lrs"]) // 2],
+                                 description="highlight learning rate", style=style,
+                                 layout=widgets.Layout(width="420px"), continuous_update=False)
+    out = widgets.Output()
+
+    def update(change=None) -> None:
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        sweep_curves_plot(sweep, batch.value, depth.value, ax=ax, highlight=lr.value)
+        _draw(out, fig)
+
+    for control in (batch, depth, lr):
+        control.observe(update, names="value")
+    update()
+    return widgets.VBox([batch, depth, lr, out])
+
+
+def resources_table_html(resources: dict[str, float]) -> str:
+    """An HTML table of ``utils.sizing.inference_resources``'s result: memory in GB, the time per step in
+    ms and tokens per second, and whether it fits.
+
+    >>> "13.48" in resources_table_html({"weights": 13.48e9, "kv_cache": 2e9, "total": 15.48e9})
+    True
+    """
+    gb = {k: f"{resources[k] / 1e9:.2f} GB" for k in ("weights", "kv_cache", "total")}
+    rows = [("weights", gb["weights"]), ("KV cache", gb["kv_cache"]), ("total", f"<b>{gb['total']}</b>")]
+    if "seconds_per_step" in resources:
+        rows += [("time per step (at least)", f"{1000 * resources['seconds_per_step']:.1f} ms"),
+                 ("tokens per second (at most)", f"{resources['tokens_per_second']:,.0f}"),
+                 ("fits in memory", "yes" if resources["fits"] else "<b>no</b>")]
+    cells = "".join(f"<tr><td style='padding-right:1em'>{html.escape(k)}</td><td>{v}</td></tr>"
+                    for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def resource_calculator() -> widgets.VBox:
+    """What serving a real model needs: weights, KV cache and a lower bound on the time per token, for
+    LLaMA-sized models on a few accelerators (a thin wrapper over ``utils.sizing.inference_resources``)."""
+    from .sizing import ACCELERATORS, BYTES_PER_PARAMETER, LLAMA_SHAPES, inference_resources
+
+    style = {"description_width": "initial"}
+    size = widgets.Dropdown(options=list(LLAMA_SHAPES), value="7B", description="model", style=style)
+    fmt = widgets.ToggleButtons(options=list(BYTES_PER_PARAMETER), value="fp16", description="weights",
+                                style=style)
+    context = widgets.SelectionSlider(options=[512, 1024, 2048, 4096, 8192, 16384, 32768], value=4096,
+                                      description="context (tokens)", style=style,
+                                      layout=widgets.Layout(width="420px"))
+    batch = widgets.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128], value=1,
+                                    description="sequences at once", style=style,
+                                    layout=widgets.Layout(width="420px"))
+    device = widgets.Dropdown(options=list(ACCELERATORS), value="A100 (80 GB)", description="hardware",
+                              style=style, layout=widgets.Layout(width="360px"))
+    out = widgets.HTML()
+
+    def update(change=None) -> None:
+        shape = LLAMA_SHAPES[size.value]
+        resources = inference_resources(shape, context.value, batch.value, fmt.value,
+                                        accelerator=ACCELERATORS[device.value])
+        out.value = (f"<p>{size.value}: {shape.n_params / 1e9:.1f} billion parameters</p>"
+                     + resources_table_html(resources))
+
+    for control in (size, fmt, context, batch, device):
+        control.observe(update, names="value")
+    update()
+    return widgets.VBox([size, fmt, context, batch, device, out])
