@@ -26,7 +26,7 @@ PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadscope
 FORCE ?=
 LAB_ARGS ?=
 
-.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm course-cot robustness \
+.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions course-lm course-cot course-icl robustness \
 	slides browser-test clean
 
 lab: $(STAMP)
@@ -117,6 +117,11 @@ browser-test: $(BROWSER_STAMP) slides
 # CPU. Only needed when the recipe in utils/chain_of_thought.py changes; commit the result.
 course-cot: $(STAMP)
 	$(BIN)/python -m utils.chain_of_thought
+
+# Re-make Lecture 9's in-context learner (utils/checkpoints/in_context.pt), a few minutes of CPU on one thread.
+# Only needed when the recipe in utils/in_context.py changes; commit the result.
+course-icl: $(STAMP)
+	$(BIN)/python -m utils.in_context
 
 # For instructors: the answer key.
 lab-solutions: $(STAMP)

@@ -7,7 +7,8 @@ import torch.nn as nn
 
 from utils.adaptive_softmax import AdaptiveSoftmax, cluster_log_probs, cluster_shares, multiply_adds_per_token
 
-CASES = [(16, 100, [10, 50], 4.0), (32, 1000, [50, 200, 600], 2.0), (8, 20, [5], 1.0), (24, 300, [100, 299], 3.5)]
+CASES = [(16, 100, [10, 50], 4.0), (32, 1000, [50, 200, 600], 2.0), (8, 20, [5], 1.0),
+         (24, 300, [100, 299], 3.5)]
 
 
 def pair(in_features, n_classes, cutoffs, div_value, ours_first: bool):
@@ -25,7 +26,8 @@ def pair(in_features, n_classes, cutoffs, div_value, ours_first: bool):
 @pytest.mark.parametrize("case", CASES)
 def test_equals_pytorch_given_the_same_weights(case, ours_first):
     ours, ref = pair(*case, ours_first=ours_first)
-    assert [(n, p.shape) for n, p in ours.named_parameters()] == [(n, p.shape) for n, p in ref.named_parameters()]
+    shapes = [(n, p.shape) for n, p in ours.named_parameters()]
+    assert shapes == [(n, p.shape) for n, p in ref.named_parameters()]
     g = torch.Generator().manual_seed(1)
     x = torch.randn(64, case[0], generator=g)
     target = torch.randint(case[1], (64,), generator=g)
@@ -76,7 +78,8 @@ def test_cost_formula_and_shares():
     torch.testing.assert_close(cluster_shares(counts, [2]), torch.tensor([0.7, 0.3]))
     assert multiply_adds_per_token(10, 4) == 40.0
     # head: 10 x (2 + 1); the tail (hidden 10 // 2 = 5): 0.3 x (10 x 5 + 5 x 2)
-    assert multiply_adds_per_token(10, 4, [2], div_value=2.0, shares=[0.7, 0.3]) == pytest.approx(30 + 0.3 * 60)
+    cost = multiply_adds_per_token(10, 4, [2], div_value=2.0, shares=[0.7, 0.3])
+    assert cost == pytest.approx(30 + 0.3 * 60)
     with pytest.raises(ValueError, match="shares"):
         multiply_adds_per_token(10, 4, [2], shares=[1.0])
 

@@ -7,9 +7,21 @@ from collections import Counter
 import pytest
 import torch
 
-from utils.data import (GENDER_WORDS, NEUTRAL_OCCUPATIONS, OCCUPATIONS, REVIEW_VERDICT_PROMPT, REVIEW_VERDICT_WORDS,
-                        gender_swap, mapping_sequences, occupation_sentences, occupation_vocabulary, reviews,
-                        reviews_with_verdicts, zipf_corpus, zipf_probabilities)
+from utils.data import (
+    GENDER_WORDS,
+    NEUTRAL_OCCUPATIONS,
+    OCCUPATIONS,
+    REVIEW_VERDICT_PROMPT,
+    REVIEW_VERDICT_WORDS,
+    gender_swap,
+    mapping_sequences,
+    occupation_sentences,
+    occupation_vocabulary,
+    reviews,
+    reviews_with_verdicts,
+    zipf_corpus,
+    zipf_probabilities,
+)
 
 
 def test_reviews_with_verdicts_are_the_reviews_plus_their_verdict():

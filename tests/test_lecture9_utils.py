@@ -66,7 +66,8 @@ def test_association_and_weat_against_the_definitions():
     assert result.statistic == pytest.approx((s[:4].sum() - s[4:].sum()).item())
     assert result.effect_size == pytest.approx(((s[:4].mean() - s[4:].mean()) / s.std(unbiased=True)).item())
     # the permutation test by brute force over every split of the 8 targets into two groups of 4
-    stats = [sum(s[list(c)]) - sum(s[[i for i in range(8) if i not in c]]) for c in itertools.combinations(range(8), 4)]
+    stats = [sum(s[list(c)]) - sum(s[[i for i in range(8) if i not in c]])
+             for c in itertools.combinations(range(8), 4)]
     assert result.p_value == pytest.approx(sum(t >= result.statistic - 1e-12 for t in stats) / len(stats))
     swapped = weat(Y, X, A, B)
     assert swapped.statistic == pytest.approx(-result.statistic)

@@ -24,7 +24,8 @@ loads into either, and it computes the same numbers.
 >>> torch.manual_seed(0) and None
 >>> asm = AdaptiveSoftmax(in_features=8, n_classes=10, cutoffs=[4, 7], div_value=2.0)
 >>> [(name, tuple(p.shape)) for name, p in asm.named_parameters()]
-[('head.weight', (6, 8)), ('tail.0.0.weight', (4, 8)), ('tail.0.1.weight', (3, 4)), ('tail.1.0.weight', (2, 8)), ('tail.1.1.weight', (3, 2))]
+[('head.weight', (6, 8)), ('tail.0.0.weight', (4, 8)), ('tail.0.1.weight', (3, 4)),
+ ('tail.1.0.weight', (2, 8)), ('tail.1.1.weight', (3, 2))]
 >>> x = torch.randn(3, 8)
 >>> round(asm.log_prob(x).exp().sum(dim=1).tolist()[0], 5)        # a distribution over all 10 classes
 1.0
@@ -46,14 +47,15 @@ __all__ = ["AdaptiveSoftmax", "cluster_log_probs", "multiply_adds_per_token", "c
 
 def _check_cutoffs(cutoffs: object, n_classes: int) -> list[int]:
     if isinstance(cutoffs, (str, bytes)) or not isinstance(cutoffs, Sequence):
-        raise TypeError(f"cutoffs must be a sequence of ints (e.g. [2000, 10000]), got {type(cutoffs).__name__}")
+        raise TypeError(f"cutoffs must be a sequence of ints (e.g. [2000, 10000]), "
+                        f"got {type(cutoffs).__name__}")
     cutoffs = list(cutoffs)
     if not cutoffs:
         raise ValueError("cutoffs must hold at least one cutoff (the size of the shortlist)")
     for c in cutoffs:
         if isinstance(c, bool) or not isinstance(c, int):
             raise TypeError(f"cutoffs must hold ints, got {c!r} ({type(c).__name__})")
-    if any(b <= a for a, b in zip(cutoffs, cutoffs[1:])):
+    if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
         raise ValueError(f"cutoffs must be strictly increasing, got {cutoffs}")
     if cutoffs[0] < 1 or cutoffs[-1] > n_classes - 1:
         raise ValueError(f"cutoffs must lie between 1 and n_classes - 1 = {n_classes - 1} (every cluster "
@@ -61,7 +63,8 @@ def _check_cutoffs(cutoffs: object, n_classes: int) -> list[int]:
     return cutoffs
 
 
-def cluster_log_probs(head_log_probs: torch.Tensor, tail_logits: torch.Tensor, cluster_index: int) -> torch.Tensor:
+def cluster_log_probs(head_log_probs: torch.Tensor, tail_logits: torch.Tensor,
+                      cluster_index: int) -> torch.Tensor:
     """``log p(w | x)`` for every word ``w`` of one cluster, ``(N, cluster size)``: the head's
     log-probability of the cluster's entry (column ``cluster_index`` of ``head_log_probs (N, head_size)``)
     plus the tail's own log-softmax over its words (``tail_logits (N, cluster size)``).
@@ -78,8 +81,8 @@ def cluster_log_probs(head_log_probs: torch.Tensor, tail_logits: torch.Tensor, c
     if isinstance(cluster_index, bool) or not isinstance(cluster_index, int):
         raise TypeError(f"cluster_index must be an int, got {type(cluster_index).__name__}")
     if not 0 <= cluster_index < head_log_probs.shape[1]:
-        raise ValueError(f"cluster_index must be a column of head_log_probs, in [0, {head_log_probs.shape[1]}), "
-                         f"got {cluster_index}")
+        raise ValueError(f"cluster_index must be a column of head_log_probs, in "
+                         f"[0, {head_log_probs.shape[1]}), got {cluster_index}")
     # p(w | x) = p(cluster | x) * p(w | cluster, x): a product of probabilities, a sum of logs
     return head_log_probs[:, cluster_index : cluster_index + 1] + F.log_softmax(tail_logits, dim=1)
 
@@ -105,7 +108,8 @@ class AdaptiveSoftmax(nn.Module):
     True
     """
 
-    def __init__(self, in_features: int, n_classes: int, cutoffs: Sequence[int], div_value: float = 4.0) -> None:
+    def __init__(self, in_features: int, n_classes: int, cutoffs: Sequence[int],
+                 div_value: float = 4.0) -> None:
         super().__init__()
         check_positive_int("in_features", in_features)
         check_positive_int("n_classes", n_classes)
@@ -181,11 +185,13 @@ def cluster_shares(counts: torch.Tensor, cutoffs: Sequence[int]) -> torch.Tensor
         raise TypeError("counts must be a 1-D torch.Tensor (one count per class)")
     bounds = [0, *_check_cutoffs(cutoffs, len(counts)), len(counts)]
     counts = counts.double()
-    return (torch.stack([counts[a:b].sum() for a, b in zip(bounds, bounds[1:])]) / counts.sum()).float()
+    totals = torch.stack([counts[a:b].sum() for a, b in zip(bounds, bounds[1:], strict=False)])
+    return (totals / counts.sum()).float()
 
 
 def multiply_adds_per_token(in_features: int, n_classes: int, cutoffs: Sequence[int] | None = None,
-                            div_value: float = 4.0, shares: Sequence[float] | torch.Tensor | None = None) -> float:
+                            div_value: float = 4.0,
+                            shares: Sequence[float] | torch.Tensor | None = None) -> float:
     """The expected multiply-adds per token of an output layer (the matrix products, which dominate):
     a full softmax (``cutoffs=None``) costs ``in_features · n_classes``; an adaptive softmax costs its head
     for every token plus, for cluster ``i``, ``in_features · hidden_i + hidden_i · size_i`` for the share
@@ -193,7 +199,7 @@ def multiply_adds_per_token(in_features: int, n_classes: int, cutoffs: Sequence[
 
     >>> multiply_adds_per_token(64, 1000)
     64000.0
-    >>> multiply_adds_per_token(64, 1000, cutoffs=[100], div_value=4.0, shares=[0.9, 0.1])  # 64*101 + .1*(64*16 + 16*900)
+    >>> multiply_adds_per_token(64, 1000, cutoffs=[100], shares=[0.9, 0.1])  # 64*101 + .1*(64*16 + 16*900)
     8006.4
     """
     check_positive_int("in_features", in_features)

@@ -725,8 +725,10 @@ def reviews_with_verdicts(n: int, seed: int = 0) -> list[Review]:
 # "he", those of OCCUPATIONS[1] "she"), while the NEUTRAL_OCCUPATIONS take either half the time. Gendered
 # nouns ("the woman said that she ...") always agree with their pronoun. A model trained on it learns the
 # stereotype as a fact about the language; ``gender_swap`` writes the counterfactual of a sentence.
-OCCUPATIONS: tuple[tuple[str, ...], tuple[str, ...]] = (("engineer", "pilot", "mechanic", "builder", "plumber"),
-                                                        ("nurse", "dancer", "librarian", "nanny", "secretary"))
+OCCUPATIONS: tuple[tuple[str, ...], tuple[str, ...]] = (
+    ("engineer", "pilot", "mechanic", "builder", "plumber"),
+    ("nurse", "dancer", "librarian", "nanny", "secretary"),
+)
 NEUTRAL_OCCUPATIONS: tuple[str, ...] = ("doctor", "teacher", "lawyer", "writer", "chef")
 GENDER_WORDS: tuple[tuple[str, ...], tuple[str, ...]] = (("he", "his", "man", "boy", "father"),
                                                          ("she", "her", "woman", "girl", "mother"))
@@ -763,7 +765,7 @@ def occupation_sentences(n: int, seed: int = 0, bias: float = 0.9, noun_share: f
     check_positive_int("n", n)
     if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not 0.0 <= bias <= 1.0:
         raise ValueError(f"bias must be a number in [0, 1], got {bias!r}")
-    if isinstance(noun_share, bool) or not isinstance(noun_share, (int, float)) or not 0.0 <= noun_share <= 1.0:
+    if isinstance(noun_share, bool) or not isinstance(noun_share, (int, float)) or not 0 <= noun_share <= 1:
         raise ValueError(f"noun_share must be a number in [0, 1], got {noun_share!r}")
     rng = random.Random(seed)
     people = [(occ, side) for side in (0, 1) for occ in OCCUPATIONS[side]] + [(occ, None) for occ in

@@ -312,7 +312,8 @@ def weat(X: torch.Tensor, Y: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> 
     for name, value in (("X", X), ("Y", Y), ("A", A), ("B", B)):
         _check_table(name, value)
     if len(X) != len(Y) or len(X) < 2:
-        raise ValueError(f"X and Y must hold the same number (>= 2) of target words, got {len(X)} and {len(Y)}")
+        raise ValueError(f"X and Y must hold the same number (>= 2) of target words, "
+                         f"got {len(X)} and {len(Y)}")
     s = association(torch.cat([X, Y]).double(), A.double(), B.double())  # (2n,)
     n = len(X)
     statistic = (s[:n].sum() - s[n:].sum()).item()

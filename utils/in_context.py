@@ -172,7 +172,8 @@ def save_in_context_model(trained: InContextModel, path: str | Path = ICL_CHECKP
     return path
 
 
-def in_context_model(device: torch.device | str = "cpu", path: str | Path = ICL_CHECKPOINT) -> InContextModel:
+def in_context_model(device: torch.device | str = "cpu",
+                     path: str | Path = ICL_CHECKPOINT) -> InContextModel:
     """The Q44 model, loaded from the checkpoint the course ships (see ``train_in_context_model``).
 
     >>> trained = in_context_model()
@@ -187,11 +188,13 @@ def in_context_model(device: torch.device | str = "cpu", path: str | Path = ICL_
     payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     task = {"n_symbols": ICL_SYMBOLS, "n_labels": ICL_LABELS, "k": ICL_K}
     if payload["task"] != task:
-        raise ValueError(f"{path} was made for another task {payload['task']}: re-run `python -m utils.in_context`")
+        raise ValueError(f"{path} was made for another task {payload['task']}: "
+                         "re-run `python -m utils.in_context`")
     model = TinyGPT(GPTConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
     losses = list(payload["losses"])
-    return InContextModel(model.to(device).eval(), History(steps=list(range(1, len(losses) + 1)), losses=losses))
+    history = History(steps=list(range(1, len(losses) + 1)), losses=losses)
+    return InContextModel(model.to(device).eval(), history)
 
 
 if __name__ == "__main__":  # python -m utils.in_context: (re)make the shipped checkpoint, on the CPU
@@ -203,5 +206,6 @@ if __name__ == "__main__":  # python -m utils.in_context: (re)make the shipped c
     where = save_in_context_model(made)
     test_inputs, test_targets = mapping_sequences(4000, generator=torch.Generator().manual_seed(2024))
     accuracy = accuracy_by_k(made.model, test_inputs, test_targets)
-    print(f"trained in {time.perf_counter() - begin:.0f} s; final loss {made.history.final_loss:.3f}; accuracy "
-          f"by k {[round(a, 2) for a in accuracy.tolist()]}; wrote {where} ({where.stat().st_size / 1e6:.2f} MB)")
+    print(f"trained in {time.perf_counter() - begin:.0f} s; final loss {made.history.final_loss:.3f}; "
+          f"accuracy by k {[round(a, 2) for a in accuracy.tolist()]}; "
+          f"wrote {where} ({where.stat().st_size / 1e6:.2f} MB)")

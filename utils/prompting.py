@@ -267,9 +267,10 @@ def exact_match(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int =
 # "verbalizer", Schick & Schütze 2021).
 
 def verbalizer_scores(next_log_probs: torch.Tensor, label_words: Sequence[Sequence[int]]) -> torch.Tensor:
-    """Score every class by its words: ``(N, C)``, entry ``[n, c] = log Σ_{w ∈ label_words[c]} p(w | text n)``,
-    from the model's next-token log-probabilities ``next_log_probs (N, V)`` after each prompt. The
-    predicted class is the argmax; with one word per class it is the comparison of two continuations.
+    """Score every class by its words: ``(N, C)``, entry
+    ``[n, c] = log Σ_{w ∈ label_words[c]} p(w | text n)``, from the model's next-token log-probabilities
+    ``next_log_probs (N, V)`` after each prompt. The predicted class is the argmax; with one word per class
+    it is the comparison of two continuations.
 
     >>> log_p = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
     >>> verbalizer_scores(log_p, [[0, 1], [3]]).exp()              # p(w0) + p(w1), p(w3)
