@@ -23,9 +23,13 @@ loads into either, and it computes the same numbers.
 
 >>> torch.manual_seed(0) and None
 >>> asm = AdaptiveSoftmax(in_features=8, n_classes=10, cutoffs=[4, 7], div_value=2.0)
->>> [(name, tuple(p.shape)) for name, p in asm.named_parameters()]
-[('head.weight', (6, 8)), ('tail.0.0.weight', (4, 8)), ('tail.0.1.weight', (3, 4)),
- ('tail.1.0.weight', (2, 8)), ('tail.1.1.weight', (3, 2))]
+>>> for name, p in asm.named_parameters():
+...     print(name, tuple(p.shape))
+head.weight (6, 8)
+tail.0.0.weight (4, 8)
+tail.0.1.weight (3, 4)
+tail.1.0.weight (2, 8)
+tail.1.1.weight (3, 2)
 >>> x = torch.randn(3, 8)
 >>> round(asm.log_prob(x).exp().sum(dim=1).tolist()[0], 5)        # a distribution over all 10 classes
 1.0

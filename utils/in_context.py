@@ -27,6 +27,7 @@ loads it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,10 +160,8 @@ def save_in_context_model(trained: InContextModel, path: str | Path = ICL_CHECKP
     """Write the model as plain tensors and numbers (``torch.load(path, weights_only=True)`` reads it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = trained.model.config
     payload = {
-        "config": {name: getattr(config, name) for name in
-                   ("vocab_size", "block_size", "d_model", "n_heads", "n_layers", "dropout", "bias")},
+        "config": dataclasses.asdict(trained.model.config),  # GPTConfig's fields: plain numbers
         "task": {"n_symbols": ICL_SYMBOLS, "n_labels": ICL_LABELS, "k": ICL_K},
         "state_dict": {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
         "losses": list(trained.history.losses),
