@@ -27,7 +27,7 @@ FORCE ?=
 LAB_ARGS ?=
 
 .PHONY: lab test setup unit notebooks lectures lint execute lab-solutions robustness slides browser-test clean \
-	course-lm course-cot course-vqa course-nsp course-sweep
+	course-lm course-cot course-vqa course-nsp course-sweep course-icl
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=lectures $(ROOT_FLAG) $(LAB_ARGS)
@@ -132,6 +132,11 @@ course-nsp: $(STAMP)
 # a few minutes of CPU on one thread. Only needed when the recipe in utils/hyperparameters.py changes; commit it.
 course-sweep: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m utils.hyperparameters
+
+# Re-make Lecture 9's in-context learner (utils/checkpoints/in_context.pt), a few minutes of CPU on one thread.
+# Only needed when the recipe in utils/in_context.py changes; commit the result.
+course-icl: $(STAMP)
+	$(BIN)/python -m utils.in_context
 
 # For instructors: the answer key.
 lab-solutions: $(STAMP)

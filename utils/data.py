@@ -94,6 +94,12 @@ __all__ = [
     "RecallTask",
 
 
+    # Lecture 9
+    "REVIEW_VERDICT_PROMPT", "REVIEW_VERDICT_WORDS", "reviews_with_verdicts", "OCCUPATIONS",
+    "NEUTRAL_OCCUPATIONS", "GENDER_WORDS", "gender_swap", "occupation_sentences", "occupation_vocabulary",
+    "zipf_corpus", "zipf_probabilities", "mapping_sequences",
+
+
     # Lecture 5
     "tiny_world_entropy",
     "ROLE_ADJECTIVES",
@@ -700,6 +706,195 @@ def review_log_odds(text: str) -> float:
             if sentence in REVIEW_CLICHES[side]:
                 log_odds += cliche if side == 1 else -cliche
     return log_odds
+
+
+# Lecture 9 (Q41, zero-shot classification): reviews as they are found in unlabeled text, ending in the
+# reviewer's own verdict in words, "overall it was good ." No label is stored anywhere; a language model
+# trained on such text learns which verdict words follow which reviews, and that is all it needs.
+REVIEW_VERDICT_PROMPT = "overall it was"
+REVIEW_VERDICT_WORDS: tuple[tuple[str, ...], tuple[str, ...]] = (("bad", "disappointing", "unwatchable"),
+                                                                  ("good", "enjoyable", "unmissable"))
+
+
+def reviews_with_verdicts(n: int, seed: int = 0) -> list[Review]:
+    """``reviews(n, seed)``, each text followed by the reviewer's verdict in words:
+    ``"<review> overall it was <word> ."``, the word drawn uniformly from ``REVIEW_VERDICT_WORDS[label]``
+    (a second seeded stream, so the reviews themselves are exactly those of ``reviews(n, seed)``).
+
+    >>> r = reviews_with_verdicts(1, seed=2)[0]
+    >>> r.text.startswith(reviews(1, seed=2)[0].text), r.text.split()[-4:]
+    (True, ['it', 'was', 'unwatchable', '.'])
+    """
+    rng = random.Random(seed + 7919)  # the verdict words' own stream
+    return [Review(f"{r.text} {REVIEW_VERDICT_PROMPT} {rng.choice(REVIEW_VERDICT_WORDS[r.label])} .", r.label)
+            for r in reviews(n, seed)]
+
+
+# --- Lecture 9 (Q45): a bias planted in a generated corpus ----------------------------------------------
+# Sentences about people at work, "the nurse said that she liked her work .", in which the pronoun
+# follows the occupation's stereotype with probability ``bias`` (the occupations of OCCUPATIONS[0] take
+# "he", those of OCCUPATIONS[1] "she"), while the NEUTRAL_OCCUPATIONS take either half the time. Gendered
+# nouns ("the woman said that she ...") always agree with their pronoun. A model trained on it learns the
+# stereotype as a fact about the language; ``gender_swap`` writes the counterfactual of a sentence.
+OCCUPATIONS: tuple[tuple[str, ...], tuple[str, ...]] = (
+    ("engineer", "pilot", "mechanic", "builder", "plumber"),
+    ("nurse", "dancer", "librarian", "nanny", "secretary"),
+)
+NEUTRAL_OCCUPATIONS: tuple[str, ...] = ("doctor", "teacher", "lawyer", "writer", "chef")
+GENDER_WORDS: tuple[tuple[str, ...], tuple[str, ...]] = (("he", "his", "man", "boy", "father"),
+                                                         ("she", "her", "woman", "girl", "mother"))
+_GENDER_SWAP = {a: b for pair in zip(*GENDER_WORDS, strict=True) for a, b in (pair, pair[::-1])}
+_WORK_VERBS = ("liked", "loved", "finished", "left", "praised", "changed")
+_WORK_NOUNS = ("work", "job", "team", "office", "shift", "boss")
+
+
+def gender_swap(sentence: str) -> str:
+    """The counterfactual sentence: every gendered word of ``GENDER_WORDS`` exchanged for its partner
+    (he <-> she, his <-> her, man <-> woman, ...), everything else unchanged (Lu et al. 2018's counterfactual
+    data augmentation; Zhao et al. 2018).
+
+    >>> gender_swap("the nurse said that she liked her work .")
+    'the nurse said that he liked his work .'
+    """
+    if not isinstance(sentence, str):
+        raise TypeError(f"sentence must be a str, got {type(sentence).__name__}")
+    return " ".join(_GENDER_SWAP.get(word, word) for word in sentence.split(" "))
+
+
+def occupation_sentences(n: int, seed: int = 0, bias: float = 0.9, noun_share: float = 0.3) -> list[str]:
+    """``n`` sentences ``"the <person> said that <pronoun> <verb> <possessive> <noun> ."`` (seeded).
+
+    With probability ``noun_share`` the person is a gendered noun (man, woman, boy, girl, father, mother)
+    and the pronoun agrees with it; otherwise it is an occupation, uniform over ``OCCUPATIONS`` (both
+    stereotyped lists) and ``NEUTRAL_OCCUPATIONS``, and the pronoun is the stereotyped one with probability
+    ``bias`` (a neutral occupation: "he" or "she" half the time each). ``bias=0.5`` writes a balanced
+    corpus. The possessive always agrees with the pronoun.
+
+    >>> occupation_sentences(2, seed=1)
+    ['the boy said that he liked his office .', 'the librarian said that she loved her work .']
+    """
+    check_positive_int("n", n)
+    if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not 0.0 <= bias <= 1.0:
+        raise ValueError(f"bias must be a number in [0, 1], got {bias!r}")
+    if isinstance(noun_share, bool) or not isinstance(noun_share, (int, float)) or not 0 <= noun_share <= 1:
+        raise ValueError(f"noun_share must be a number in [0, 1], got {noun_share!r}")
+    rng = random.Random(seed)
+    people = [(occ, side) for side in (0, 1) for occ in OCCUPATIONS[side]] + [(occ, None) for occ in
+                                                                               NEUTRAL_OCCUPATIONS]
+    out = []
+    for _ in range(n):
+        if rng.random() < noun_share:
+            gender = rng.randrange(2)
+            person = rng.choice(GENDER_WORDS[gender][2:])
+        else:
+            person, side = rng.choice(people)
+            p_stereotype = 0.5 if side is None else bias
+            gender = (side if side is not None else 0) if rng.random() < p_stereotype else \
+                (1 - side if side is not None else 1)
+        pronoun, possessive = GENDER_WORDS[gender][:2]
+        out.append(f"the {person} said that {pronoun} {rng.choice(_WORK_VERBS)} {possessive} "
+                   f"{rng.choice(_WORK_NOUNS)} .")
+    return out
+
+
+def occupation_vocabulary() -> list[str]:
+    """Every word of ``occupation_sentences`` (sorted), "." included.
+
+    >>> len(occupation_vocabulary()), "nurse" in occupation_vocabulary()
+    (41, True)
+    """
+    words = {"the", "said", "that", ".", *_WORK_VERBS, *_WORK_NOUNS, *NEUTRAL_OCCUPATIONS}
+    words |= {w for side in OCCUPATIONS for w in side} | {w for side in GENDER_WORDS for w in side}
+    return sorted(words)
+
+
+# --- Lecture 9 (Q44): few-shot examples of a mapping that exists only in its own sequence ----------------
+
+def mapping_sequences(n: int, k: int = 8, n_symbols: int = 8, n_labels: int = 4,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` sequences of ``k`` examples of a random mapping and a query: ``x1 y1 x2 y2 ... xk yk xq``.
+
+    Each row draws its **own** mapping from the ``n_symbols`` symbols to the ``n_labels`` labels (every
+    symbol a uniform label), then ``k + 1`` symbols uniformly (repeats allowed); ``y_i`` is the label of
+    ``x_i``. Token ids: symbols ``0 .. n_symbols - 1``, labels ``n_symbols .. n_symbols + n_labels - 1``.
+    Returns ``(inputs, targets)``, both ``(n, 2k + 1)``: the target at every symbol position ``2i`` is
+    its label (the ``i`` examples before it are all a model can know the mapping from), ``-100``
+    (ignored) at label positions. So one row measures a model with 0, 1, ..., k examples; the last
+    position is the query. A symbol not among the examples before it can only be guessed: chance is
+    ``1 / n_labels``.
+
+    >>> inputs, targets = mapping_sequences(1, k=2, n_symbols=3, n_labels=2,
+    ...                                     generator=torch.Generator().manual_seed(0))
+    >>> inputs.tolist(), targets.tolist()
+    ([[0, 3, 1, 4, 0]], [[3, -100, 4, -100, 3]])
+    """
+    for name, value in (("n", n), ("n_symbols", n_symbols), ("n_labels", n_labels)):
+        check_positive_int(name, value)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    if k < 0:
+        raise ValueError(f"k must be >= 0 (the number of examples), got {k}")
+    if n_labels < 2:
+        raise ValueError(f"n_labels must be >= 2, got {n_labels}")
+    mappings = torch.randint(n_labels, (n, n_symbols), generator=generator)  # (n, S): one mapping per row
+    symbols = torch.randint(n_symbols, (n, k + 1), generator=generator)  # (n, k + 1): examples, then query
+    labels = mappings.gather(1, symbols) + n_symbols  # (n, k + 1) label token ids
+    sequence = torch.stack([symbols, labels], dim=2).reshape(n, 2 * (k + 1))  # x1 y1 ... xq yq
+    inputs = sequence[:, :-1]  # (n, 2k + 1): the query's own label is what is asked for
+    targets = torch.full_like(inputs, -100)
+    targets[:, 0::2] = labels  # at each symbol, its label
+    return inputs, targets
+
+
+# --- Lecture 9 (Q42): a large vocabulary whose words follow Zipf's law ------------------------------------
+
+def zipf_corpus(n_tokens: int, vocab_size: int = 30_000, exponent: float = 1.0, n_topics: int = 16,
+                sentence_length: int = 20, seed: int = 0) -> torch.Tensor:
+    """A stream of ``n_tokens`` word ids ``(n_tokens,)`` over ``vocab_size`` types, ranked by frequency.
+
+    Word ``w`` belongs to topic ``w % n_topics`` and has rank ``w // n_topics`` within it. Each sentence of
+    ``sentence_length`` words picks a topic uniformly, then draws its words from that topic with
+    probability proportional to ``(rank + 1) ** -exponent`` (Zipf's law, Zipf 1935). So the corpus as a
+    whole follows Zipf's law too (word ``w``'s probability is ``∝ (w // n_topics + 1) ** -exponent``,
+    id 0 the most frequent), and the previous word tells a model the topic of the next one: there is
+    something to learn beyond the word counts. ``vocab_size`` must be a multiple of ``n_topics``.
+
+    >>> ids = zipf_corpus(10_000, vocab_size=1600, seed=0)
+    >>> counts = torch.bincount(ids, minlength=1600)
+    >>> bool(counts[:16].sum() > counts[16:160].sum() / 4), int(ids.max()) < 1600
+    (True, True)
+    """
+    for name, value in (("n_tokens", n_tokens), ("vocab_size", vocab_size), ("n_topics", n_topics),
+                        ("sentence_length", sentence_length)):
+        check_positive_int(name, value)
+    if vocab_size % n_topics:
+        raise ValueError(f"vocab_size must be a multiple of n_topics={n_topics}, got {vocab_size}")
+    if isinstance(exponent, bool) or not isinstance(exponent, (int, float)) or not exponent > 0:
+        raise ValueError(f"exponent must be a number > 0, got {exponent!r}")
+    g = torch.Generator().manual_seed(seed)
+    per_topic = vocab_size // n_topics
+    weights = torch.arange(1, per_topic + 1, dtype=torch.float64) ** -exponent  # Zipf over the ranks
+    n_sentences = -(-n_tokens // sentence_length)  # ceil
+    topics = torch.randint(n_topics, (n_sentences, 1), generator=g)  # (S, 1)
+    ranks = torch.multinomial(weights, n_sentences * sentence_length, replacement=True, generator=g)
+    ids = ranks.view(n_sentences, sentence_length) * n_topics + topics  # (S, L): rank r of topic t
+    return ids.flatten()[:n_tokens]
+
+
+def zipf_probabilities(vocab_size: int = 30_000, exponent: float = 1.0, n_topics: int = 16) -> torch.Tensor:
+    """The exact probability of every word id under ``zipf_corpus`` (float64 ``(vocab_size,)``, sums to 1).
+
+    >>> p = zipf_probabilities(32, exponent=1.0, n_topics=16)        # two ranks: 1 and 1/2, 16 topics
+    >>> round(p[0].item() * 16 * 1.5, 6), round(p[16].item() * 16 * 1.5, 6)
+    (1.0, 0.5)
+    """
+    check_positive_int("vocab_size", vocab_size)
+    check_positive_int("n_topics", n_topics)
+    if vocab_size % n_topics:
+        raise ValueError(f"vocab_size must be a multiple of n_topics={n_topics}, got {vocab_size}")
+    ranks = torch.arange(vocab_size, dtype=torch.float64) // n_topics + 1
+    weights = ranks ** -float(exponent)
+    return weights / weights.sum()
 
 
 # --- Recall a token seen d steps ago (Lecture 4, Q17: transformers vs RNNs; Lecture 9: gradients in time) --

@@ -21,6 +21,7 @@ covariance (Lecture 6 builds it). ``embedding_map`` plots the result with one co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import torch
@@ -31,7 +32,7 @@ from .linalg import pca
 
 __all__ = [
     "cosine_similarity_matrix", "nearest_neighbours", "principal_axes", "project_2d", "spread_labels",
-    "embedding_map", "neighbour_overlap",
+    "embedding_map", "neighbour_overlap", "association", "WEATResult", "weat",
 ]
 
 
@@ -268,3 +269,57 @@ def neighbour_overlap(A: torch.Tensor, B: torch.Tensor, k: int = 5) -> float:
     in_a = F.one_hot(top_k(A), N).sum(dim=1)  # (N, k) -> (N, k, N) -> (N, N): 1 where j is a neighbour of i
     in_b = F.one_hot(top_k(B), N).sum(dim=1)
     return (in_a * in_b).sum().item() / (N * k)  # neighbours that both tables list, as a share of N·k
+
+
+# --- Lecture 9 (Q45): the Word Embedding Association Test (Caliskan et al. 2017) -------------------------
+
+def association(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """``s(w, A, B) = mean_a cos(w, a) − mean_b cos(w, b)`` for every row ``w`` of ``W (n, C)``: how much
+    closer a word's vector is to the attribute words ``A (na, C)`` than to ``B (nb, C)`` (Caliskan et al.
+    2017, "Semantics derived automatically from language corpora contain human-like biases").
+
+    >>> association(torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 1.0]]))
+    tensor([1.])
+    """
+    for name, value in (("W", W), ("A", A), ("B", B)):
+        _check_table(name, value)
+    return cosine_similarity_matrix(W, A).mean(dim=1) - cosine_similarity_matrix(W, B).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class WEATResult:
+    """``statistic``: ``Σ_x s(x, A, B) − Σ_y s(y, A, B)``; ``effect_size``: ``(mean_x s − mean_y s) /
+    std_{w ∈ X ∪ Y} s(w)`` (sample standard deviation), Cohen's d in [-2, 2]; ``p_value``: the share of
+    the equal-size splits of ``X ∪ Y`` whose statistic is at least the observed one (the one-sided
+    permutation test, exact: every split is counted)."""
+
+    statistic: float
+    effect_size: float
+    p_value: float
+
+
+def weat(X: torch.Tensor, Y: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> WEATResult:
+    """The Word Embedding Association Test of target words ``X``, ``Y`` (rows: their vectors, the same
+    number of each) against attribute words ``A``, ``B``. A positive statistic: ``X`` is closer to ``A``
+    (and ``Y`` to ``B``) than the other way round. See ``WEATResult``.
+
+    >>> X, Y = torch.tensor([[1.0, 0.1], [1.0, 0.2]]), torch.tensor([[0.1, 1.0], [0.2, 1.0]])
+    >>> A, B = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    >>> result = weat(X, Y, A, B)
+    >>> result.statistic > 0, round(result.p_value, 3)               # 1 of the 6 splits is as extreme
+    (True, 0.167)
+    """
+    for name, value in (("X", X), ("Y", Y), ("A", A), ("B", B)):
+        _check_table(name, value)
+    if len(X) != len(Y) or len(X) < 2:
+        raise ValueError(f"X and Y must hold the same number (>= 2) of target words, "
+                         f"got {len(X)} and {len(Y)}")
+    s = association(torch.cat([X, Y]).double(), A.double(), B.double())  # (2n,)
+    n = len(X)
+    statistic = (s[:n].sum() - s[n:].sum()).item()
+    effect = ((s[:n].mean() - s[n:].mean()) / s.std()).item()
+    total = s.sum()
+    splits = torch.combinations(torch.arange(2 * n), r=n)  # (C(2n, n), n): every choice of the "X" half
+    permuted = 2 * s[splits].sum(dim=1) - total  # Σ_x' s − Σ_y' s for every split
+    p_value = (permuted >= statistic - 1e-12).double().mean().item()
+    return WEATResult(statistic, effect, p_value)

@@ -11,7 +11,8 @@
   2-D map of an embedding table) calls this one.
 - ``relu``, ``relu_grad``, ``sigmoid_grad``, ``dead_units`` and ``deep_stack_gradient_norms``: ReLU's
   derivative, units that ReLU has switched off for good, and what a deep stack of ReLUs or sigmoids does
-  to the gradient.
+  to the gradient; ``DeepStack`` and ``layer_gradient_norms`` (Lecture 9): what residual connections
+  and LayerNorm change about it.
 
 >>> s = torch.tensor([0.5, 0.5])
 >>> softmax_jacobian(s)
@@ -33,6 +34,7 @@ from ._validation import check_positive_int
 __all__ = [
     "jacobian", "softmax_jacobian", "softmax_vjp", "embedding_gradient", "pca", "pca_reconstruct", "relu",
     "relu_grad", "sigmoid_grad", "dead_units", "deep_stack_gradient_norms", "ACTIVATIONS",
+    "STACK_KINDS", "DeepStack", "layer_gradient_norms",
 ]
 
 
@@ -321,3 +323,78 @@ def deep_stack_gradient_norms(activation: str, depth: int, width: int = 64, batc
     weights = [layer.weight for layer in stack if isinstance(layer, nn.Linear)]
     grads = torch.autograd.grad(loss, weights)
     return torch.stack([grad.norm() for grad in grads]).detach()
+
+
+# --- Lecture 9 (Q43): how residual connections and LayerNorm keep gradients alive --------------------------
+
+STACK_KINDS: tuple[str, ...] = ("plain", "residual", "residual + LayerNorm")
+
+
+class DeepStack(nn.Module):
+    """``depth`` layers ``Linear(width, width)`` + tanh between an input and an output projection, wired
+    in one of three ways (``STACK_KINDS``), layer ``l`` turning ``h`` into:
+
+    - ``"plain"``: ``tanh(W_l h)``, the network of the 1990s;
+    - ``"residual"``: ``h + tanh(W_l h)``, a shortcut around every layer (He et al. 2016);
+    - ``"residual + LayerNorm"``: ``h + tanh(W_l LayerNorm(h))``, the pre-LN block of GPT-2 and of
+      ``utils.models.Block`` (Xiong et al. 2020).
+
+    Every ``Linear`` keeps PyTorch's default initialisation. ``forward(x (B, in_features)) -> (B,
+    out_features)``; ``layers`` is the ``nn.ModuleList`` of the ``depth`` hidden layers (layer 0 nearest the
+    input), so ``layer_gradient_norms`` can read their gradients.
+
+    >>> stack = DeepStack("residual", depth=3, width=4, in_features=2, out_features=1)
+    >>> tuple(stack(torch.zeros(5, 2)).shape), len(stack.layers)
+    ((5, 1), 3)
+    """
+
+    def __init__(self, kind: str, depth: int, width: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        if kind not in STACK_KINDS:
+            raise ValueError(f"kind must be one of {STACK_KINDS}, got {kind!r}")
+        for name, value in (("depth", depth), ("width", width), ("in_features", in_features),
+                            ("out_features", out_features)):
+            check_positive_int(name, value)
+        self.kind = kind
+        self.inp = nn.Linear(in_features, width)
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth)) if "LayerNorm" in kind else None
+        self.out = nn.Linear(width, out_features)
+
+    def hidden_states(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The input of every layer and the final hidden state: ``depth + 1`` tensors ``(B, width)``."""
+        h = self.inp(x)  # (B, in) -> (B, width)
+        states = [h]
+        for i, layer in enumerate(self.layers):
+            if self.kind == "plain":
+                h = torch.tanh(layer(h))
+            elif self.norms is None:
+                h = h + torch.tanh(layer(h))  # the shortcut: the gradient also flows around the layer
+            else:
+                h = h + torch.tanh(layer(self.norms[i](h)))  # each layer reads a normalised copy
+            states.append(h)
+        return states
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden_states(x)[-1])  # (B, width) -> (B, out_features)
+
+
+def layer_gradient_norms(layers: nn.ModuleList, loss: torch.Tensor) -> torch.Tensor:
+    """The norm of ``∂loss/∂W`` for the weight ``W`` of each layer in ``layers`` (``(len(layers),)``, entry 0
+    first), by one backward pass that leaves every ``.grad`` untouched (``torch.autograd.grad``).
+
+    >>> layers = nn.ModuleList([nn.Linear(2, 2, bias=False), nn.Linear(2, 2, bias=False)])
+    >>> with torch.no_grad():
+    ...     _ = layers[0].weight.copy_(torch.eye(2)); _ = layers[1].weight.copy_(3 * torch.eye(2))
+    >>> x = torch.tensor([[1.0, 0.0]])
+    >>> layer_gradient_norms(layers, layers[1](layers[0](x)).sum())   # dL/dW1 = 3 (x) ..., dL/dW2 = (x) ...
+    tensor([4.2426, 1.4142])
+    """
+    if not isinstance(layers, (nn.ModuleList, list, tuple)) or not layers:
+        raise TypeError("layers must be a non-empty nn.ModuleList (or list) of layers with a .weight")
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError("loss must be a scalar tensor")
+    weights = [layer.weight for layer in layers]
+    grads = torch.autograd.grad(loss, weights, allow_unused=True)
+    return torch.stack([torch.zeros((), device=w.device) if g is None else g.norm()
+                        for g, w in zip(grads, weights, strict=True)]).detach()

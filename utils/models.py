@@ -45,7 +45,7 @@ __all__ = ["GPTConfig", "Block", "TinyGPT", "next_token_probs", "CourseLM",
            "POSITION_KINDS", "TinyClassifier", "sentence_log_probs",
            "SequenceClassifier", "class_posterior", "ResidualBlock", "TinyResNet",
            "FixedWindowLM", "KVCache", "cached_greedy_decode",
-           "generation_step_times"]
+           "generation_step_times", "gradient_by_position"]
 
 
 @dataclass
@@ -960,6 +960,42 @@ def token_embedding_gradient(model: TinyGPT, ids: torch.Tensor) -> tuple[torch.T
     loss = lm_loss(logits, ids[:, 1:].to(table.device))
     grad, upstream = torch.autograd.grad(loss, [table, looked_up[0]])  # (V, C), (B, T-1, C)
     return grad, upstream
+
+
+def gradient_by_position(model: nn.Module, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """How much the last position's loss reaches back to each input token (Lecture 9, Q43): ``(T,)``, entry
+    ``t`` the norm of ``∂ loss / ∂ e_t`` averaged over the batch, where ``e_t (C,)`` is the embedded token
+    ``t`` and ``loss`` the cross-entropy of the prediction at the last position against ``targets (B,)``.
+
+    Works for a ``TinyGPT`` (its ``tok_emb``) and a ``TinyRNN`` (its ``embed``). In a recurrent network
+    the gradient to token ``t`` passes through the ``T - 1 - t`` state updates after it and can shrink at
+    every one (Bengio et al. 1994; Hochreiter 1991); in a transformer attention connects the last position
+    to every token in one step. The model's parameters, their ``.grad`` and its mode are left as they were.
+
+    >>> model = TinyRNN(RNNConfig(vocab_size=5, d_model=4, hidden_size=6, cell="rnn"))
+    >>> tuple(gradient_by_position(model, torch.tensor([[1, 2, 3, 4]]), torch.tensor([0])).shape)
+    (4,)
+    """
+    if not isinstance(model, (TinyGPT, TinyRNN)):
+        raise TypeError(f"model must be a TinyGPT or a TinyRNN, got {type(model).__name__}")
+    embedding = model.tok_emb if isinstance(model, TinyGPT) else model.embed
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+        raise ValueError("ids must be a (B, T) LongTensor")
+    if not isinstance(targets, torch.Tensor) or targets.shape != ids.shape[:1]:
+        raise ValueError(f"targets must be a (B,) LongTensor, one target per row of ids {tuple(ids.shape)}")
+    looked_up: list[torch.Tensor] = []
+    handle = embedding.register_forward_hook(lambda module, inputs, output: looked_up.append(output))
+    was_training = model.training
+    model.eval()
+    try:
+        device = embedding.weight.device
+        logits = model(ids.to(device))[:, -1]  # (B, V): the prediction at the last position
+    finally:
+        handle.remove()
+        model.train(was_training)
+    loss = nn.functional.cross_entropy(logits, targets.to(device))
+    (grad,) = torch.autograd.grad(loss, [looked_up[0]])  # (B, T, C)
+    return (grad * len(ids)).norm(dim=-1).mean(dim=0).detach()  # each row's own gradient, then the mean
 
 
 # --- Lecture 4: the recurrent baseline, and transformers without positions ----------------------------------

@@ -26,7 +26,7 @@ import torch
 __all__ = [
     "PROMPT_TASKS", "AMBIGUOUS_INSTRUCTIONS", "INSTRUCTION_MARK", "ANSWER_MARK", "END_MARK", "apply_task",
     "task_inputs", "prompt_vocabulary", "few_shot_prompt", "TaskPrompt", "instruction_examples",
-    "answer_mask", "exact_match",
+    "answer_mask", "exact_match", "verbalizer_scores", "last_position_log_probs",
 ]
 
 
@@ -258,3 +258,66 @@ def exact_match(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int =
         raise ValueError("every row of targets needs at least one scored position (not ignore_index)")
     right = logits.argmax(dim=-1) == targets  # (B, T)
     return (right | ~scored).all(dim=1)
+
+
+# --- Lecture 9 (Q41): zero-shot classification by comparing continuations ------------------------------
+# A language model that never saw a label can still classify: end the text with a prompt after which the
+# class shows in the next word ("... overall it was"), and compare how likely the model finds each class's
+# words there (GPT-2 did this zero-shot, Radford et al. 2019; the map from classes to words is PET's
+# "verbalizer", Schick & Schütze 2021).
+
+def verbalizer_scores(next_log_probs: torch.Tensor, label_words: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Score every class by its words: ``(N, C)``, entry
+    ``[n, c] = log Σ_{w ∈ label_words[c]} p(w | text n)``, from the model's next-token log-probabilities
+    ``next_log_probs (N, V)`` after each prompt. The predicted class is the argmax; with one word per class
+    it is the comparison of two continuations.
+
+    >>> log_p = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.4]]))
+    >>> verbalizer_scores(log_p, [[0, 1], [3]]).exp()              # p(w0) + p(w1), p(w3)
+    tensor([[0.3000, 0.4000]])
+    """
+    if not isinstance(next_log_probs, torch.Tensor) or next_log_probs.dim() != 2:
+        raise TypeError("next_log_probs must be a (N, V) tensor of log-probabilities")
+    if isinstance(label_words, (str, bytes)) or len(label_words) < 2:
+        raise ValueError("label_words must list the word ids of at least two classes")
+    V = next_log_probs.shape[1]
+    scores = []
+    for c, ids in enumerate(label_words):
+        ids = list(ids)
+        if not ids or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < V for i in ids):
+            raise ValueError(f"label_words[{c}] must be a non-empty list of token ids in [0, {V}), got {ids}")
+        scores.append(next_log_probs[:, ids].logsumexp(dim=1))  # (N,): log of the words' total probability
+    return torch.stack(scores, dim=1)
+
+
+@torch.no_grad()
+def last_position_log_probs(model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_id: int,
+                            batch_size: int = 256) -> torch.Tensor:
+    """The model's next-token log-probabilities after each prompt (a list of token-id lists of any
+    lengths): ``(N, V)``, float32, on the CPU. Prompts are right-padded with ``pad_id`` and read at their
+    own last position; a causal model never looks at the padding after that position. The model's mode
+    is restored.
+
+    >>> class Uniform(torch.nn.Module):
+    ...     def forward(self, idx): return torch.zeros(*idx.shape, 4)
+    >>> last_position_log_probs(Uniform(), [[1, 2], [3]], pad_id=0).exp()
+    tensor([[0.2500, 0.2500, 0.2500, 0.2500],
+            [0.2500, 0.2500, 0.2500, 0.2500]])
+    """
+    if isinstance(prompts, (str, bytes)) or not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("prompts must be a non-empty list of non-empty token-id lists")
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            chunk = [list(p) for p in prompts[start:start + batch_size]]
+            width = max(len(p) for p in chunk)
+            ids = torch.tensor([p + [pad_id] * (width - len(p)) for p in chunk], device=device)  # (b, T)
+            last = torch.tensor([len(p) - 1 for p in chunk], device=device)  # (b,)
+            logits = model(ids)[torch.arange(len(chunk), device=device), last]  # (b, V)
+            out.append(torch.log_softmax(logits.float(), dim=-1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
