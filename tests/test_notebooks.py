@@ -5,6 +5,7 @@ that lectures/ is exactly what `make lectures` would write, that every section h
 every exercise in the answer key passes its own check, and that the student version has no answers.
 """
 
+import ast
 import os
 import re
 from pathlib import Path
@@ -133,6 +134,45 @@ def test_plot_cells_end_with_plt_show(solution):
         if lines and re.match(r"(plt|ax|axes|fig)\b.*", lines[-1]):
             last = lines[-1].strip()
             assert last == "plt.show()" or "=" in last, f"end with plt.show(): {last!r}"
+
+
+def top_level_bindings(tree: ast.Module):
+    """(name, is_definition) for every name a cell binds at its top level, loops and ifs included."""
+    def names(target):
+        return [node.id for node in ast.walk(target) if isinstance(node, ast.Name)]
+
+    def walk(body):
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                yield node.name, True
+            elif isinstance(node, ast.Assign):
+                yield from ((name, False) for target in node.targets for name in names(target))
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For)):
+                yield from ((name, False) for name in names(node.target))
+            elif isinstance(node, ast.With):
+                yield from ((name, False) for item in node.items if item.optional_vars is not None
+                            for name in names(item.optional_vars))
+            for field in ("body", "orelse", "finalbody"):
+                if isinstance(node, (ast.For, ast.While, ast.If, ast.With, ast.Try)):
+                    yield from walk(getattr(node, field, []))
+            for handler in getattr(node, "handlers", []):
+                yield from walk(handler.body)
+
+    yield from walk(tree.body)
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=ids(SOLUTIONS))
+def test_functions_are_not_rebound_by_later_cells(solution):
+    # A widget calls its functions again after the whole notebook has run: a later cell that reuses a
+    # function's name (`for lr, run in ...` after `def run`) breaks the widget above it in the browser.
+    defined_in: dict[str, int] = {}
+    for index, cell in enumerate(code_cells(read(solution))):
+        lines = cell.source.splitlines()
+        source = "\n".join(line for line in lines if not line.lstrip().startswith(("%", "!")))
+        for name, is_definition in top_level_bindings(ast.parse(source)):
+            first = defined_in.setdefault(name, index) if is_definition else defined_in.get(name)
+            assert first is None or first == index, (
+                f"code cell {index} binds {name!r}, a function defined in code cell {first}: rename one")
 
 
 def test_readme_course_map_marks_exactly_the_existing_lectures_available():
