@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils.robustness import MATRICES, RunConfig, mix_seed, run_matrix, tightest_claims
+from utils.robustness import MATRICES, RunConfig, mix_seed, report, run_matrix, tightest_claims
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,3 +99,22 @@ def test_the_runner_reports_a_claim_that_holds_only_for_the_stored_seed(tmp_path
     assert (tmp_path / "out" / f"00_demo__seed{failing[0].config.seed_offset}_default_1t.ipynb").exists()
     worst = tightest_claims(results, 1)[0]
     assert worst["what"] == "x" and worst["worst"]["relative_margin"] < 0 and worst["runs"] == 4
+
+
+def test_the_runner_fails_a_run_whose_legend_covers_the_data(tmp_path):
+    # the figure in cell 1 puts its legend on the line; the one in cell 2 puts it beside the axes
+    plot = ("fig, ax = plt.subplots(figsize=(4, 3))\nax.plot([0, 1], [0, 1], label='diagonal')\n"
+            "ax.legend(loc={where})\nplt.show()")
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt"),
+        nbformat.v4.new_code_cell(plot.format(where="'center'")),
+        nbformat.v4.new_markdown_cell("Beside the axes, the legend hides nothing:"),
+        nbformat.v4.new_code_cell(plot.format(where="'upper left', bbox_to_anchor=(1.02, 1)")),
+    ])
+    path = tmp_path / "00_legends.ipynb"
+    nbformat.write(nb, path)
+    (result,) = run_matrix([path], [RunConfig(0, "default", 1)], tmp_path / "out", cores=1,
+                           echo=lambda *a, **k: None)
+    assert result.errors == []
+    assert result.layout == ["cell 1: axes 0: the legend covers line 'diagonal'"]
+    assert result.failed and "the legend covers line 'diagonal'" in report([result])

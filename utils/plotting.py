@@ -20,7 +20,7 @@ from matplotlib.patches import FancyBboxPatch
 
 __all__ = ["heatmap", "token_strip", "loglog_fit", "TOKEN_COLOURS", "memory_breakdown_bars", "row_norm_bars",
            "distributions_on_grid", "layer_norms_plot", "patch_grid", "legend_overlaps",
-           "sweep_curves_plot"]
+           "watch_legends", "sweep_curves_plot"]
 
 # Pale, distinguishable colours for token boxes (token i gets colour i mod len).
 TOKEN_COLOURS = ("#cfe8ff", "#ffe0b3", "#d6f5d6", "#f9d0e0", "#e6dcff", "#fff3b0")
@@ -217,6 +217,62 @@ def legend_overlaps(fig) -> list[str]:
         for ax in targets:
             findings += [f"{where}: the legend covers {what}" for what in covered(ax, box)]
     return list(dict.fromkeys(findings))
+
+
+def watch_legends() -> list[list]:
+    """Check every figure this IPython kernel displays from now on with ``legend_overlaps``.
+
+    Returns the list the findings are appended to, as ``[execution_count, finding]`` pairs: the count of
+    the cell that showed the figure, or None for a figure a widget's callback drew after its cell had
+    finished. The browser test and the robustness run install it before a lecture runs. Outside IPython
+    it raises ``RuntimeError``.
+    """
+    from IPython import get_ipython
+    from matplotlib.figure import Figure
+
+    shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("watch_legends() needs an IPython kernel (a notebook)")
+    # pyplot resolves its backend at the first figure, and the inline backend then registers its PNG
+    # formatter, replacing a wrapped one: make that happen now, with a figure that is never shown.
+    plt.close(plt.figure())
+    findings: list[list] = []
+    cell = {"running": False}  # a figure drawn by a widget's callback belongs to no cell
+
+    def cell_count():  # IPython counts a cell before running it: during the cell, its own number + 1
+        return shell.execution_count - 1 if cell["running"] else None
+
+    def wrap(*_):
+        # wrapped again before every cell, in case the inline backend registers its formatter afterwards
+        cell["running"] = True
+        formatter = shell.display_formatter.formatters["image/png"]
+        try:
+            original = formatter.lookup_by_type(Figure)
+        except KeyError:
+            return
+        if getattr(original, "_course_checked", False):
+            return
+
+        def checked(fig, *args, **kwargs):
+            try:
+                findings.extend([cell_count(), f] for f in legend_overlaps(fig))
+            except Exception as error:  # the check must never break a figure
+                # JupyterLab runs some widget messages on a kernel subshell thread, whose post_execute
+                # shows (and pyplot then closes) the open figures while the main thread's callback is
+                # showing the same one: a figure closed under the check has lost its renderer. That is
+                # a race between two threads of the kernel, not a finding about the figure.
+                if hasattr(fig.canvas, "get_renderer"):
+                    findings.append([cell_count(), f"legend check failed: {error!r}"])
+            return original(fig, *args, **kwargs)
+
+        checked._course_checked = True
+        formatter.for_type(Figure, checked)
+
+    wrap()
+    cell["running"] = False
+    shell.events.register("pre_run_cell", wrap)
+    shell.events.register("post_run_cell", lambda result: cell.update(running=False))
+    return findings
 
 
 def memory_breakdown_bars(

@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 __all__ = ["RunConfig", "MATRICES", "mix_seed", "shift_seeds", "run_matrix", "main"]
@@ -154,8 +154,13 @@ def _execute_one(notebook: Path, result_path: Path, claims_log: Path, save_faile
 
     offset = int(os.environ.get(SEED_OFFSET_ENV, "0"))
     nb = nbformat.read(notebook, as_version=4)
-    preamble = nbformat.v4.new_code_cell(f"from utils.robustness import shift_seeds\nshift_seeds({offset})")
-    nb.cells.insert(0, preamble)
+    preamble = nbformat.v4.new_code_cell(
+        f"from utils.robustness import shift_seeds\nshift_seeds({offset})\n"
+        "from utils.plotting import watch_legends\n_course_legend_findings = watch_legends()")
+    legends_path = result_path.with_name("legends.json")
+    epilogue = nbformat.v4.new_code_cell(  # the legends that covered data, as [execution count, finding]
+        f"import json\nopen({str(legends_path)!r}, 'w').write(json.dumps(_course_legend_findings))")
+    nb.cells = [preamble, *nb.cells, epilogue]
     os.environ["COURSE_CLAIMS_LOG"] = str(claims_log)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(notebook.parent)}})
@@ -166,18 +171,28 @@ def _execute_one(notebook: Path, result_path: Path, claims_log: Path, save_faile
     except Exception as error:  # a dead kernel or a timeout: report it like a failing cell
         crash = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
     seconds = time.perf_counter() - start
+    nb.cells = nb.cells[1:-1]  # numbered as in the notebook, without the preamble and the epilogue
     errors = []
-    for index, cell in enumerate(nb.cells[1:]):  # numbered as in the notebook, without the preamble
+    for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
             if output.output_type == "error":
                 errors.append({"cell": index, "error": f"{output.ename}: {output.evalue}".strip(),
                                "source": _first_code_line(cell.source)})
     if crash:
         errors.append({"cell": None, "error": crash, "source": ""})
-    if errors:
-        nb.cells.pop(0)
+    # A legend that covers data is a layout finding, as in the browser test: it fails the run too.
+    by_count = {cell.get("execution_count"): index for index, cell in enumerate(nb.cells)
+                if cell.cell_type == "code" and cell.get("execution_count") is not None}
+    layout = []
+    if legends_path.exists():
+        for count, finding in json.loads(legends_path.read_text(encoding="utf-8")):
+            where = f"cell {by_count[count]}" if count in by_count else "a widget's figure"
+            layout.append(f"{where}: {finding}")
+    layout = list(dict.fromkeys(layout))
+    if errors or layout:
         nbformat.write(nb, save_failed)
-    result_path.write_text(json.dumps({"seconds": seconds, "errors": errors}), encoding="utf-8")
+    result_path.write_text(json.dumps({"seconds": seconds, "errors": errors, "layout": layout}),
+                           encoding="utf-8")
 
 
 def _first_code_line(source: str) -> str:
@@ -198,6 +213,11 @@ class RunResult:
     seconds: float
     errors: list[dict]
     claims: list[dict]
+    layout: list[str] = field(default_factory=list)  # legends over data (plotting.legend_overlaps)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors or self.layout)
 
 
 class _Cores:
@@ -247,8 +267,10 @@ def run_matrix(notebooks: list[Path], configs: list[RunConfig], out: Path, cores
                           if claims_log.exists() else [])
         finally:
             pool_cores.give(need)
-        done = RunResult(notebook.name, config, result["seconds"], result["errors"], claims)
-        verdict = "ok" if not done.errors else f"FAILED ({len(done.errors)} cell(s))"
+        done = RunResult(notebook.name, config, result["seconds"], result["errors"], claims,
+                         result.get("layout", []))
+        verdict = ("ok" if not done.failed else
+                   f"FAILED ({len(done.errors)} cell(s), {len(done.layout)} legend(s))")
         echo(f"  {notebook.stem:<40} {config.label:<32} {verdict:<18} {done.seconds:6.1f} s", flush=True)
         return done
 
@@ -280,12 +302,14 @@ _SYMBOL = {"above": ">", "at_least": "≥", "below": "<", "at_most": "≤"}
 def report(results: list[RunResult], n_tightest: int = 10) -> str:
     """The run's verdict as Markdown: failing cells first, then the tightest claims."""
     lines = ["# Robustness run", ""]
-    failed = [r for r in results if r.errors]
-    lines.append(f"{len(results)} runs, {len(failed)} with a failing cell.")
+    failed = [r for r in results if r.failed]
+    lines.append(f"{len(results)} runs, {len(failed)} with a failing cell or a legend over the data.")
     lines += ["", "| notebook | run | result | seconds |", "|---|---|---|---|"]
     for r in results:
         first = r.errors[0] if r.errors else None
         verdict = "ok" if not first else f"cell {first['cell']}: {first['error'][:160]}"
+        if r.layout:
+            verdict = ("" if verdict == "ok" else verdict + "; ") + "; ".join(r.layout)[:300]
         lines.append(f"| {r.notebook} | {r.config.label} | {verdict} | {r.seconds:.0f} |")
     lines += ["", f"## The {n_tightest} tightest claims (worst value across the runs)", "",
               "| notebook | claim | bound | worst value (run) | best value | runs |",
@@ -331,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         for e in r.errors:
             print(f"FAILED {r.notebook} [{r.config.label}] cell {e['cell']}: {e['error']}\n    {e['source']}")
-    return 1 if any(r.errors for r in results) else 0
+        for finding in r.layout:
+            print(f"FAILED {r.notebook} [{r.config.label}] {finding}")
+    return 1 if any(r.failed for r in results) else 0
 
 
 if __name__ == "__main__":

@@ -250,58 +250,12 @@ _LAYOUT = r"""(i) => {
 }"""
 
 # Figures: every figure the kernel displays (plt.show(), display(fig), a widget's redraw) is checked for
-# a legend that covers data (utils.plotting.legend_overlaps) before it is drawn. Installed in the
-# kernel, silently, before the notebook runs; the PNG formatter is wrapped again before every cell in
-# case matplotlib's inline backend registers its own afterwards.
+# a legend that covers data (utils.plotting.legend_overlaps) before it is drawn: utils.plotting.watch_legends,
+# installed in the kernel, silently, before the notebook runs.
 _LEGEND_HOOK = """
-def _course_legend_hook():
-    import matplotlib.pyplot  # noqa: F401 (activates the inline backend, which registers its formatter)
-    from IPython import get_ipython
-    from matplotlib.figure import Figure
-
-    from utils.plotting import legend_overlaps
-
-    shell = get_ipython()
-    findings = []
-    cell = {"running": False}  # a figure drawn by a widget's callback belongs to no cell
-
-    def cell_count():  # IPython counts a cell before running it: during the cell, its own number + 1
-        return shell.execution_count - 1 if cell["running"] else None
-
-    def wrap(*_):
-        cell["running"] = True
-        formatter = shell.display_formatter.formatters["image/png"]
-        try:
-            original = formatter.lookup_by_type(Figure)
-        except KeyError:
-            return
-        if getattr(original, "_course_checked", False):
-            return
-
-        def checked(fig, *args, **kwargs):
-            try:
-                findings.extend([cell_count(), f] for f in legend_overlaps(fig))
-            except Exception as error:  # the check must never break a figure
-                # JupyterLab runs some widget messages on a kernel subshell thread, whose post_execute
-                # shows (and pyplot then closes) the open figures while the main thread's callback is
-                # showing the same one: a figure closed under the check has lost its renderer. That is
-                # a race between two threads of the kernel, not a finding about the figure.
-                if hasattr(fig.canvas, "get_renderer"):
-                    findings.append([cell_count(), f"legend check failed: {error!r}"])
-            return original(fig, *args, **kwargs)
-
-        checked._course_checked = True
-        formatter.for_type(Figure, checked)
-
-    wrap()
-    cell["running"] = False
-    shell.events.register("pre_run_cell", wrap)
-    shell.events.register("post_run_cell", lambda result: cell.update(running=False))
-    return findings
-
-
-_course_legend_findings = _course_legend_hook()
-del _course_legend_hook
+from utils.plotting import watch_legends as _course_watch_legends
+_course_legend_findings = _course_watch_legends()
+del _course_watch_legends
 """
 _KERNEL_EXECUTE = """async ([code, expression]) => {
   const kernel = window.__coursePanel.sessionContext.session.kernel;
