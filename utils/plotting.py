@@ -449,5 +449,5 @@ def sweep_curves_plot(sweep: dict, batch_size: int, n_layers: int, ax: Axes | No
                 linewidth=3 if highlight is not None and math.isclose(lr, highlight) else 1.3)
     ax.set(xlabel="training step", ylabel="held-out loss (nats/token)", yscale="log",
            title=f"batch size {batch_size}, {n_layers} layer{'s' * (n_layers > 1)}")
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside: curves fill the axes
     return ax

@@ -849,7 +849,7 @@ def sweep_explorer(sweep: dict) -> widgets.VBox:
     out = widgets.Output()
 
     def update(change=None) -> None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        fig, ax = plt.subplots(figsize=(7.5, 3.6))
         sweep_curves_plot(sweep, batch.value, depth.value, ax=ax, highlight=lr.value)
         _draw(out, fig)
 
