@@ -139,9 +139,11 @@ def train_in_context_model(steps: int = ICL_STEPS, seed: int = 0, progress: bool
     """Train the Q44 model from scratch: a ``TinyGPT`` of ``ICL_CONFIG`` initialised from ``seed``, ``steps``
     AdamW steps of ``ICL_BATCH`` fresh ``mapping_sequences`` (every batch new mappings, drawn from one
     seeded generator), the loss on every symbol position (each predicts its label from the examples
-    before it). With the default steps the model is within a few points of ``ideal_accuracy`` at every
-    ``k`` and its layer-2 induction head puts most of the query's attention on the matching examples'
-    labels: the tests check both."""
+    before it). The shipped checkpoint, made with the default steps, is within a few points of
+    ``ideal_accuracy`` at every ``k``, and its layer-2 induction head puts most of the query's attention on
+    the matching examples' labels (tested). When that head forms depends on the seed and on the CPU's
+    rounding: on another kernel path the same steps can stop on the way (0.54 at ``k = 8`` instead of
+    0.74), so a rerun is tested only for chance at ``k = 0`` and a large climb with ``k``."""
     check_positive_int("steps", steps)
     torch.manual_seed(seed)
     config = GPTConfig(vocab_size=ICL_SYMBOLS + ICL_LABELS, **ICL_CONFIG)
