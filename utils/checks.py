@@ -150,21 +150,21 @@ class ClaimFailed(AssertionError):
 
 
 def claim(what: str, value: float, *, above: float | None = None, at_least: float | None = None,
-          below: float | None = None, at_most: float | None = None) -> float:
+          below: float | None = None, at_most: float | None = None) -> None:
     """Assert that a measured figure ``value`` keeps its bound(s), with a message that says by how much.
 
     A notebook states what holds for *any* honest run of its recipe (a floor with a margin, a direction),
     never a detail of one run, and checks it with ``claim`` instead of a bare ``assert``: if it ever
     fails on a student's machine, they read what was measured against what was expected, e.g.
     ``held-out exact match: measured 0.931, expected ≥ 0.95``. Several bounds may be given at once
-    (``above=1.5, below=2.5``). Returns ``value``, so a cell can print it.
+    (``above=1.5, below=2.5``). Returns nothing: a cell that ends with a claim shows no stray number (the
+    value's last digits differ between machines, and the stored notebooks are compared byte for byte).
 
     When the environment variable ``COURSE_CLAIMS_LOG`` names a file, every claim (kept or not) appends
     one JSON line to it: that is how ``python -m utils.robustness`` reports the tightest margins seen
     across seeds and CPU kernel paths.
 
     >>> claim("accuracy", 0.97, at_least=0.9)
-    0.97
     >>> claim("slope", 2.6, above=1.5, below=2.5)
     Traceback (most recent call last):
     ...
@@ -192,7 +192,6 @@ def claim(what: str, value: float, *, above: float | None = None, at_least: floa
             failures.append(f"expected {symbol} {bound:.4g} (missed by {abs(value - bound):.2g})")
     if failures:
         raise ClaimFailed(f"{what}: measured {value:.4g}, " + "; ".join(failures))
-    return value
 
 
 def _log_claim(what: str, value: float, bound_name: str, bound: float, kept: bool) -> None:
