@@ -150,6 +150,7 @@ def shift_seeds(offset: int) -> None:
 def _execute_one(notebook: Path, result_path: Path, claims_log: Path, save_failed: Path,
                  timeout: int) -> None:
     import nbformat
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
     offset = int(os.environ.get(SEED_OFFSET_ENV, "0"))
@@ -162,7 +163,11 @@ def _execute_one(notebook: Path, result_path: Path, claims_log: Path, save_faile
         f"import json\nopen({str(legends_path)!r}, 'w').write(json.dumps(_course_legend_findings))")
     nb.cells = [preamble, *nb.cells, epilogue]
     os.environ["COURSE_CLAIMS_LOG"] = str(claims_log)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+    # Kernels talk over Unix sockets in this run's own scratch folder, not TCP ports: two runs that start
+    # side by side could otherwise be handed the same free port, and a run then waits for a message that
+    # went to the other kernel (seen twice in about 75 runs before this change).
+    kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(result_path.with_name("kernel")))
+    client = NotebookClient(nb, km=kernel, timeout=timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(notebook.parent)}})
     start = time.perf_counter()
     crash = None
