@@ -79,12 +79,7 @@ def test_save_and_load_round_trip(shipped, tmp_path):
         chain_models(path=tmp_path / "missing.pt")
 
 
-def test_the_script_still_trains_models_of_the_stated_quality():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the checkpoint is made
-    try:
-        trained = train_chain_models(progress=False)
-    finally:
-        torch.set_num_threads(threads)
+def test_the_script_still_trains_models_of_the_stated_quality(one_thread):
+    trained = train_chain_models(progress=False)
     assert accuracy(trained.scratchpad, trained.tokenizer) > 0.95
     assert accuracy(trained.direct, trained.tokenizer) < 0.30

@@ -99,14 +99,9 @@ def test_missing_checkpoint_says_how_to_make_it(tmp_path):
         course_language_model(device="cpu", path=tmp_path / "nothing.pt")
 
 
-def test_the_script_still_trains_a_model_of_the_stated_quality():
+def test_the_script_still_trains_a_model_of_the_stated_quality(one_thread):
     # The same recipe the checkpoint was made with (python -m utils.models), from scratch.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the checkpoint was made; the test command runs one thread per worker
-    try:
-        trained = train_course_language_model(device="cpu", progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    trained = train_course_language_model(device="cpu", progress=False)
     assert mean_tv(trained) < STATED_MEAN_TV
     assert trained.history.final_loss < trained.history.losses[0] / 2
 

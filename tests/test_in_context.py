@@ -87,18 +87,13 @@ def test_save_and_load_round_trip(shipped, tmp_path):
         in_context_model(path=tmp_path / "missing.pt")
 
 
-def test_the_script_still_trains_a_model_that_learns_in_context():
+def test_the_script_still_trains_a_model_that_learns_in_context(one_thread):
     # When the induction head forms depends on the CPU's rounding and the seed: the shipped checkpoint
     # (made on one machine) is within 0.06 of the ideal at every k, but the same recipe on the default
     # kernel path was still on its way at step 2,500 (0.54 at k = 8, ideal 0.74; measured in the issue's
     # note). A rerun is held to what every run of the recipe showed: chance with no example, and
     # accuracy that climbs far above it with eight.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the checkpoint is made
-    try:
-        trained = train_in_context_model(progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    trained = train_in_context_model(progress=False)
     accuracy = accuracy_by_k(trained.model, TEST_INPUTS, TEST_TARGETS)
     assert abs(accuracy[0] - 1 / ICL_LABELS) < 0.05, accuracy  # no example: chance
     # climbs: measured on the default path 0.24 -> 0.55 (k = 4) -> 0.54 (k = 8), not always monotone there
