@@ -26,7 +26,7 @@ PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadscope
 FORCE ?=
 LAB_ARGS ?=
 
-.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions robustness slides browser-test clean \
+.PHONY: lab test setup unit notebooks lectures lint execute lab-solutions recipes robustness slides browser-test clean \
 	course-lm course-cot course-vqa course-nsp course-sweep course-icl
 
 lab: $(STAMP)
@@ -34,11 +34,20 @@ lab: $(STAMP)
 
 # The strict pass runs on this CPU's own kernels, the lax pass on ATEN_CPU_CAPABILITY=default (no vector
 # instructions, other rounding): every run proves the notebooks' claims on two numeric paths.
+# The docstring examples run on their own: --doctest-modules over tests/ would import both conftest.py
+# files (tests/, tests/browser/) as one module named conftest and stop at collection.
 test: $(STAMP)
 	$(BIN)/ruff check utils tests solutions
-	$(PARALLEL) tests --doctest-modules utils
+	$(PARALLEL) -m 'not recipe' tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --doctest-modules utils
 	$(PARALLEL) --nbval $(NBVAL) solutions
 	ATEN_CPU_CAPABILITY=default $(PARALLEL) --nbval-lax $(NBVAL) $(LECTURES)
+
+# Retrain the recipes of the shipped checkpoints from scratch (course LM, NSP, VQA, chain-of-thought,
+# in-context learner) and check each still reaches its stated quality: minutes of CPU, so not in
+# `make test`; CI runs it, and so should whoever changes a recipe in utils/.
+recipes: $(STAMP)
+	$(PARALLEL) -m recipe tests
 
 # Re-execute every solutions notebook under other seeds, CPU kernel paths and thread counts and report
 # failing cells and the tightest claims (utils/robustness.py). MATRIX=full runs all 12 combinations;
@@ -60,7 +69,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests --doctest-modules utils
+	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --doctest-modules utils
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval $(NBVAL) solutions

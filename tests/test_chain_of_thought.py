@@ -79,6 +79,7 @@ def test_save_and_load_round_trip(shipped, tmp_path):
         chain_models(path=tmp_path / "missing.pt")
 
 
+@pytest.mark.recipe
 def test_the_script_still_trains_models_of_the_stated_quality(one_thread):
     trained = train_chain_models(progress=False)
     assert accuracy(trained.scratchpad, trained.tokenizer) > 0.95

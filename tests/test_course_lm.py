@@ -99,6 +99,7 @@ def test_missing_checkpoint_says_how_to_make_it(tmp_path):
         course_language_model(device="cpu", path=tmp_path / "nothing.pt")
 
 
+@pytest.mark.recipe
 def test_the_script_still_trains_a_model_of_the_stated_quality(one_thread):
     # The same recipe the checkpoint was made with (python -m utils.models), from scratch.
     trained = train_course_language_model(device="cpu", progress=False)

@@ -87,6 +87,7 @@ def test_save_and_load_round_trip(shipped, tmp_path):
         in_context_model(path=tmp_path / "missing.pt")
 
 
+@pytest.mark.recipe
 def test_the_script_still_trains_a_model_that_learns_in_context(one_thread):
     # When the induction head forms depends on the CPU's rounding and the seed: the shipped checkpoint
     # (made on one machine) is within 0.06 of the ideal at every k, but the same recipe on the default

@@ -233,6 +233,7 @@ def test_vqa_save_and_load_round_trip(shipped, tmp_path):
         picture_question_model(path=tmp_path / "missing.pt")
 
 
+@pytest.mark.recipe
 def test_the_script_still_trains_a_vqa_model_of_the_stated_quality(one_thread):
     trained = train_picture_question_model(progress=False)
     batch = encode_picture_questions(TEST_QUESTIONS, trained.tokenizer)

@@ -90,6 +90,7 @@ def test_save_and_load_round_trip(shipped, tmp_path):
         nsp_classifier(path=tmp_path / "missing.pt")
 
 
+@pytest.mark.recipe
 def test_the_script_still_trains_a_model_of_the_stated_quality(one_thread):
     trained = train_nsp_classifier(progress=False)
     assert held_out_accuracy(trained.model, trained.tokenizer) > 0.9

@@ -16,6 +16,8 @@ remedies the course builds live here, as small tested pieces:
 it). The third remedy, a module per task over a frozen shared base, uses ``utils.lora``.
 
 >>> model = torch.nn.Linear(2, 1, bias=False)
+>>> with torch.no_grad():                               # exact weights: (w + 1) - w is 1 only for some w
+...     _ = model.weight.copy_(torch.tensor([[0.5, -0.25]]))
 >>> anchor = parameter_snapshot(model)
 >>> fisher = {"weight": torch.tensor([[4.0, 0.0]])}
 >>> with torch.no_grad():
