@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from ._checkpoint import cpu_state_dict, loss_history, read_checkpoint, write_checkpoint
 from ._validation import check_positive_int
 from .data import ChainProblem, arithmetic_chains, chain_vocabulary
 from .models import GPTConfig, TinyGPT
@@ -158,20 +159,14 @@ def train_chain_models(steps: int = COT_STEPS, seed: int = 0, progress: bool = T
 
 def save_chain_models(trained: ChainModels, path: str | Path = COT_CHECKPOINT) -> Path:
     """Write both models as plain tensors and numbers (``torch.load(path, weights_only=True)`` reads it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     config = trained.direct.config
-    payload = {
+    return write_checkpoint({
         "config": {name: getattr(config, name) for name in
                    ("vocab_size", "block_size", "d_model", "n_heads", "n_layers", "dropout", "bias")},
         "vocabulary": trained.tokenizer.id_to_token,
-        "state_dicts": {name: {k: v.detach().cpu() for k, v in getattr(trained, name).state_dict().items()}
-                        for name in ("direct", "scratchpad")},
+        "state_dicts": {name: cpu_state_dict(getattr(trained, name)) for name in ("direct", "scratchpad")},
         "losses": {name: h.losses for name, h in trained.histories.items()},
-        "torch_version": str(torch.__version__),
-    }
-    torch.save(payload, path)
-    return path
+    }, path)
 
 
 def chain_models(device: torch.device | str = "cpu", path: str | Path = COT_CHECKPOINT) -> ChainModels:
@@ -183,11 +178,8 @@ def chain_models(device: torch.device | str = "cpu", path: str | Path = COT_CHEC
     >>> solve_chains(trained.scratchpad, trained.tokenizer, [problem])
     ['7 4 9 0 ; 0 .']
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no chain-of-thought models at {path}: run "
-                                "`python -m utils.chain_of_thought` (or `make course-cot`) to train them")
-    payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
+    payload = read_checkpoint(path, what="chain-of-thought models", module="utils.chain_of_thought",
+                              target="course-cot")
     tokenizer = chain_tokenizer()
     if payload["vocabulary"] != tokenizer.id_to_token:
         raise ValueError(f"{path} was made with another vocabulary: "
@@ -197,8 +189,7 @@ def chain_models(device: torch.device | str = "cpu", path: str | Path = COT_CHEC
         model = TinyGPT(GPTConfig(**payload["config"]))
         model.load_state_dict(state)
         models[name] = model.to(device).eval()
-    histories = {name: History(steps=list(range(1, len(losses) + 1)), losses=list(losses))
-                 for name, losses in payload["losses"].items()}
+    histories = {name: loss_history(losses) for name, losses in payload["losses"].items()}
     return ChainModels(models["direct"], models["scratchpad"], tokenizer, histories)
 
 

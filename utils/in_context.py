@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from ._checkpoint import cpu_state_dict, loss_history, read_checkpoint, write_checkpoint
 from ._validation import check_positive_int
 from .data import mapping_sequences
 from .models import GPTConfig, TinyGPT
@@ -160,17 +161,12 @@ def train_in_context_model(steps: int = ICL_STEPS, seed: int = 0, progress: bool
 
 def save_in_context_model(trained: InContextModel, path: str | Path = ICL_CHECKPOINT) -> Path:
     """Write the model as plain tensors and numbers (``torch.load(path, weights_only=True)`` reads it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    return write_checkpoint({
         "config": dataclasses.asdict(trained.model.config),  # GPTConfig's fields: plain numbers
         "task": {"n_symbols": ICL_SYMBOLS, "n_labels": ICL_LABELS, "k": ICL_K},
-        "state_dict": {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
+        "state_dict": cpu_state_dict(trained.model),
         "losses": list(trained.history.losses),
-        "torch_version": str(torch.__version__),
-    }
-    torch.save(payload, path)
-    return path
+    }, path)
 
 
 def in_context_model(device: torch.device | str = "cpu",
@@ -182,20 +178,14 @@ def in_context_model(device: torch.device | str = "cpu",
     >>> trained.model(prompt)[0, -1].argmax().item()
     11
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no in-context model at {path}: run `python -m utils.in_context` "
-                                "(or `make course-icl`) to train it")
-    payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
+    payload = read_checkpoint(path, what="in-context model", module="utils.in_context", target="course-icl")
     task = {"n_symbols": ICL_SYMBOLS, "n_labels": ICL_LABELS, "k": ICL_K}
     if payload["task"] != task:
         raise ValueError(f"{path} was made for another task {payload['task']}: "
                          "re-run `python -m utils.in_context`")
     model = TinyGPT(GPTConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
-    losses = list(payload["losses"])
-    history = History(steps=list(range(1, len(losses) + 1)), losses=losses)
-    return InContextModel(model.to(device).eval(), history)
+    return InContextModel(model.to(device).eval(), loss_history(payload["losses"]))
 
 
 if __name__ == "__main__":  # python -m utils.in_context: (re)make the shipped checkpoint, on the CPU

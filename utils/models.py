@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ._checkpoint import cpu_state_dict, loss_history, read_checkpoint, write_checkpoint
 from ._validation import check_positive_int
 from .attention import (
     KVCache,
@@ -884,20 +885,15 @@ def _default_device() -> torch.device:
 def save_course_language_model(course: CourseLM, path: str | Path = COURSE_LM_CHECKPOINT) -> Path:
     """Write ``course`` as a checkpoint of plain tensors, numbers and strings (no pickled classes), so
     that ``torch.load(path, weights_only=True)`` can read it safely."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     config = course.model.config
-    payload = {
+    return write_checkpoint({
         "config": {name: getattr(config, name) for name in
                    ("vocab_size", "block_size", "d_model", "n_heads", "n_layers", "dropout", "bias")},
         "vocabulary": course.tokenizer.id_to_token,
         "specials": list(course.tokenizer.specials),
-        "state_dict": {k: v.detach().cpu() for k, v in course.model.state_dict().items()},
+        "state_dict": cpu_state_dict(course.model),
         "losses": course.history.losses,
-        "torch_version": str(torch.__version__),
-    }
-    torch.save(payload, path)
-    return path
+    }, path)
 
 
 def course_language_model(device: torch.device | str | None = None,
@@ -909,19 +905,15 @@ def course_language_model(device: torch.device | str | None = None,
     >>> course.decode(course.encode("the cat")), course(course.encode("the cat")).shape[-1]
     ('the cat', 50)
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no course model at {path}: run `python -m utils.models` "
-                                "(or `make course-lm`) to train it (under a minute)")
+    payload = read_checkpoint(path, what="course model", module="utils.models", target="course-lm",
+                              note=" (under a minute)")
     device = _default_device() if device is None else torch.device(device)
-    payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     specials = payload["specials"]
     tokenizer = WordTokenizer(payload["vocabulary"][len(specials):], specials=specials)
     model = TinyGPT(GPTConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
-    losses = list(payload["losses"])
-    return CourseLM(model, tokenizer, History(steps=list(range(1, len(losses) + 1)), losses=losses))
+    return CourseLM(model, tokenizer, loss_history(payload["losses"]))
 
 
 # --- Lecture 6: the gradient of the token embedding table -------------------------------------------------

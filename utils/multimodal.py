@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ._checkpoint import cpu_state_dict, loss_history, read_checkpoint, write_checkpoint
 from ._validation import check_positive_int
 from .data import (
     BACKGROUND_RGB,
@@ -383,37 +384,27 @@ def train_picture_question_model(steps: int = VQA_STEPS, seed: int = 0, progress
 
 def save_picture_question_model(trained: PictureQA, path: str | Path = VQA_CHECKPOINT) -> Path:
     """Write the model as plain tensors and numbers (``torch.load(path, weights_only=True)`` reads it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     config = trained.model.config
-    payload = {
+    return write_checkpoint({
         "config": {name: getattr(config, name) for name in config.__dataclass_fields__},
         "vocabulary": trained.tokenizer.id_to_token,
         "answers": picture_answers(),
-        "state_dict": {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
+        "state_dict": cpu_state_dict(trained.model),
         "losses": trained.history.losses,
-        "torch_version": str(torch.__version__),
-    }
-    torch.save(payload, path)
-    return path
+    }, path)
 
 
 def picture_question_model(device: torch.device | str = "cpu",
                            path: str | Path = VQA_CHECKPOINT) -> PictureQA:
     """The Q33 model, loaded from the checkpoint the course ships (see ``train_picture_question_model``)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no picture-question model at {path}: run `python -m utils.multimodal` "
-                                "(or `make course-vqa`) to train it")
-    payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
+    payload = read_checkpoint(path, what="picture-question model", module="utils.multimodal",
+                              target="course-vqa")
     tokenizer = picture_tokenizer()
     if payload["vocabulary"] != tokenizer.id_to_token or payload["answers"] != picture_answers():
         raise ValueError(f"{path} was made with another vocabulary: re-run `python -m utils.multimodal`")
     model = PictureQuestionModel(MultimodalConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
-    losses = list(payload["losses"])
-    return PictureQA(model.to(device).eval(), tokenizer,
-                     History(steps=list(range(1, len(losses) + 1)), losses=losses))
+    return PictureQA(model.to(device).eval(), tokenizer, loss_history(payload["losses"]))
 
 
 def patch_attention(attention: torch.Tensor, n_patches: int) -> torch.Tensor:

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ._checkpoint import cpu_state_dict, read_checkpoint, write_checkpoint
 from ._validation import check_positive_int
 from .data import NSP_SPECIALS, all_tiny_world_sentences, nsp_input, nsp_pairs, tiny_world_vocabulary
 from .models import GPTConfig, SentencePairClassifier, TinyEncoder
@@ -148,22 +149,17 @@ def train_nsp_classifier(steps: int = NSP_STEPS, seed: int = NSP_SEED, progress:
 
 def save_nsp_classifier(trained: NSPClassifier, path: str | Path = NSP_CHECKPOINT) -> Path:
     """Write the model as plain tensors and numbers (``torch.load(path, weights_only=True)`` reads it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     config = trained.model.encoder.config
     h = trained.history
-    payload = {
+    return write_checkpoint({
         "config": {name: getattr(config, name) for name in
                    ("vocab_size", "block_size", "d_model", "n_heads", "n_layers", "dropout", "bias")},
         "vocabulary": trained.tokenizer.id_to_token,
         "sep_id": trained.model.sep_id,
-        "state_dict": {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
+        "state_dict": cpu_state_dict(trained.model),
         "history": {"steps": h.steps, "losses": h.losses, "eval_steps": h.eval_steps, "evals": h.evals},
         "held_out": nsp_held_out_sentences(),
-        "torch_version": str(torch.__version__),
-    }
-    torch.save(payload, path)
-    return path
+    }, path)
 
 
 def nsp_classifier(device: torch.device | str = "cpu", path: str | Path = NSP_CHECKPOINT) -> NSPClassifier:
@@ -177,11 +173,7 @@ def nsp_classifier(device: torch.device | str = "cpu", path: str | Path = NSP_CH
     >>> shipped.model(ids).argmax(dim=-1).tolist()  # same object: IsNext; another object: NotNext
     [1, 0]
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no next-sentence classifier at {path}: run `python -m utils.nsp` "
-                                "(or `make course-nsp`) to train it")
-    payload = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
+    payload = read_checkpoint(path, what="next-sentence classifier", module="utils.nsp", target="course-nsp")
     tokenizer = nsp_tokenizer()
     if payload["vocabulary"] != tokenizer.id_to_token or payload["held_out"] != nsp_held_out_sentences():
         raise ValueError(f"{path} was made with another vocabulary or held-out set: "
