@@ -24,7 +24,7 @@ script (``python -m utils.chain_of_thought``, or ``make course-cot``) and ``chai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -161,8 +161,7 @@ def save_chain_models(trained: ChainModels, path: str | Path = COT_CHECKPOINT) -
     """Write both models as plain tensors and numbers (``torch.load(path, weights_only=True)`` reads it)."""
     config = trained.direct.config
     return write_checkpoint({
-        "config": {name: getattr(config, name) for name in
-                   ("vocab_size", "block_size", "d_model", "n_heads", "n_layers", "dropout", "bias")},
+        "config": asdict(config),
         "vocabulary": trained.tokenizer.id_to_token,
         "state_dicts": {name: cpu_state_dict(getattr(trained, name)) for name in ("direct", "scratchpad")},
         "losses": {name: h.losses for name, h in trained.histories.items()},

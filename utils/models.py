@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -887,8 +887,7 @@ def save_course_language_model(course: CourseLM, path: str | Path = COURSE_LM_CH
     that ``torch.load(path, weights_only=True)`` can read it safely."""
     config = course.model.config
     return write_checkpoint({
-        "config": {name: getattr(config, name) for name in
-                   ("vocab_size", "block_size", "d_model", "n_heads", "n_layers", "dropout", "bias")},
+        "config": asdict(config),
         "vocabulary": course.tokenizer.id_to_token,
         "specials": list(course.tokenizer.specials),
         "state_dict": cpu_state_dict(course.model),

@@ -14,7 +14,7 @@ same attention blocks as a language model do the rest. A 224 × 224 image at 16 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -386,7 +386,7 @@ def save_picture_question_model(trained: PictureQA, path: str | Path = VQA_CHECK
     """Write the model as plain tensors and numbers (``torch.load(path, weights_only=True)`` reads it)."""
     config = trained.model.config
     return write_checkpoint({
-        "config": {name: getattr(config, name) for name in config.__dataclass_fields__},
+        "config": asdict(config),
         "vocabulary": trained.tokenizer.id_to_token,
         "answers": picture_answers(),
         "state_dict": cpu_state_dict(trained.model),

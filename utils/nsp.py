@@ -22,7 +22,7 @@ draw, so that any test pairs built from them, under any seed, are new to the shi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -152,8 +152,7 @@ def save_nsp_classifier(trained: NSPClassifier, path: str | Path = NSP_CHECKPOIN
     config = trained.model.encoder.config
     h = trained.history
     return write_checkpoint({
-        "config": {name: getattr(config, name) for name in
-                   ("vocab_size", "block_size", "d_model", "n_heads", "n_layers", "dropout", "bias")},
+        "config": asdict(config),
         "vocabulary": trained.tokenizer.id_to_token,
         "sep_id": trained.model.sep_id,
         "state_dict": cpu_state_dict(trained.model),
